@@ -1,0 +1,1 @@
+//! The wire contract `fapiao.v1` (in progress).

@@ -1,0 +1,3 @@
+//! The `fapiao` binary.
+
+fn main() {}
