@@ -1,1 +1,455 @@
-//! (in progress)
+//! Red-letter (红冲) arithmetic: what remains reversible on each blue line, whether a full or
+//! partial reversal fits in it, and the content of the red invoice.
+//!
+//! The invariant: for every blue line, the cumulative reversed amount and tax never exceed the
+//! line's own, and a reversal of everything that remains reverses it to the cent. A discounted line
+//! and its discount line are reversed as one net line (as the platforms merge them), under the
+//! discounted line's number.
+//!
+//! Serialising concurrent reversals of one blue invoice is the store's job; this module decides
+//! whether one reversal fits the balance it is given.
+
+use crate::capitals::amount_in_capitals;
+use crate::compute;
+use crate::limits::{Limits, char_len};
+use crate::model::{InvoiceContent, Line, LineNature, RedReference};
+use crate::money::{self, NumberError, round_money};
+use crate::rate::TaxRate;
+use crate::violation::{Code, Violation, Violations};
+use rust_decimal::Decimal;
+
+/// What earlier red invoices reversed of one blue line (positive magnitudes). Several entries for
+/// the same line add up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reversed {
+    pub blue_line: u32,
+    pub amount: Decimal,
+    pub tax: Decimal,
+    pub quantity: Option<Decimal>,
+}
+
+/// A reversible blue line (a normal line, or a discounted line net of its discount) and what has
+/// been reversed of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineBalance {
+    pub blue_line: u32,
+    pub amount: Decimal,
+    pub tax: Decimal,
+    pub quantity: Option<Decimal>,
+    /// Tax-exclusive unit price of the net line.
+    pub unit_price: Option<Decimal>,
+    pub rate: TaxRate,
+    pub reversed_amount: Decimal,
+    pub reversed_tax: Decimal,
+    pub reversed_quantity: Decimal,
+}
+
+impl LineBalance {
+    pub fn remaining_amount(&self) -> Decimal {
+        self.amount - self.reversed_amount
+    }
+
+    pub fn remaining_tax(&self) -> Decimal {
+        self.tax - self.reversed_tax
+    }
+
+    pub fn remaining_quantity(&self) -> Option<Decimal> {
+        self.quantity.map(|q| q - self.reversed_quantity)
+    }
+
+    /// Nothing left to reverse on this line.
+    pub fn is_exhausted(&self) -> bool {
+        self.remaining_amount() <= Decimal::ZERO && self.remaining_tax() <= Decimal::ZERO
+    }
+}
+
+/// The reversible lines of a blue invoice with what `reversed` already took.
+pub fn balances(blue: &InvoiceContent, reversed: &[Reversed]) -> Vec<LineBalance> {
+    let mut out: Vec<LineBalance> = Vec::with_capacity(blue.lines.len());
+    for line in &blue.lines {
+        if line.nature == LineNature::Discount {
+            // Net it into the discounted line just before it (validation guarantees the order).
+            if let Some(prev) = out.last_mut() {
+                prev.amount += line.amount;
+                prev.tax += line.tax;
+                prev.unit_price = net_unit_price(prev.amount, prev.quantity);
+            }
+            continue;
+        }
+        out.push(LineBalance {
+            blue_line: line.number,
+            amount: line.amount,
+            tax: line.tax,
+            quantity: line.quantity,
+            unit_price: line.unit_price,
+            rate: line.rate,
+            reversed_amount: Decimal::ZERO,
+            reversed_tax: Decimal::ZERO,
+            reversed_quantity: Decimal::ZERO,
+        });
+    }
+    for r in reversed {
+        if let Some(b) = out.iter_mut().find(|b| b.blue_line == r.blue_line) {
+            b.reversed_amount += r.amount;
+            b.reversed_tax += r.tax;
+            b.reversed_quantity += r.quantity.unwrap_or_default();
+        }
+    }
+    out
+}
+
+fn net_unit_price(amount: Decimal, quantity: Option<Decimal>) -> Option<Decimal> {
+    let q = quantity.filter(|q| !q.is_zero())?;
+    amount.checked_div(q).map(compute::fit_unit_price)
+}
+
+/// What the caller asks to reverse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReversalScope {
+    /// Everything that remains.
+    Full,
+    /// Chosen lines, each by amount and/or quantity.
+    Lines(Vec<LineReversalDraft>),
+}
+
+/// One line of a partial reversal, as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineReversalDraft {
+    /// 1-based blue line number.
+    pub line_number: u32,
+    /// Tax-exclusive amount to reverse, positive; may be empty when a quantity is given.
+    pub amount: String,
+    /// Quantity to reverse, positive; optional.
+    pub quantity: String,
+}
+
+/// One line of a red invoice, as positive magnitudes to subtract from a blue line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedLine {
+    pub blue_line: u32,
+    pub amount: Decimal,
+    pub tax: Decimal,
+    pub quantity: Option<Decimal>,
+}
+
+impl From<RedLine> for Reversed {
+    fn from(r: RedLine) -> Self {
+        Reversed {
+            blue_line: r.blue_line,
+            amount: r.amount,
+            tax: r.tax,
+            quantity: r.quantity,
+        }
+    }
+}
+
+/// A reversal that fits: its lines and whether it leaves nothing on the blue invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReversalPlan {
+    pub lines: Vec<RedLine>,
+    pub amount: Decimal,
+    pub tax: Decimal,
+    /// After this reversal the blue invoice is fully reversed.
+    pub exhausts_blue: bool,
+}
+
+/// Check a reversal against what remains and compute its lines. Violations name the fields of a
+/// partial reversal as `partial.lines[i].amount`.
+pub fn plan_reversal(
+    blue: &InvoiceContent,
+    reversed: &[Reversed],
+    scope: &ReversalScope,
+) -> Result<ReversalPlan, Vec<Violation>> {
+    let mut v = Violations::default();
+    let mut balances = balances(blue, reversed);
+    if balances.iter().all(LineBalance::is_exhausted) {
+        v.push(
+            "blue_invoice_number",
+            Code::RED_NOTHING_LEFT,
+            "蓝字发票已全额红冲",
+        );
+        return Err(v.into_vec());
+    }
+    let lines: Vec<RedLine> = match scope {
+        ReversalScope::Full => balances
+            .iter()
+            .filter(|b| !b.is_exhausted())
+            .map(|b| RedLine {
+                blue_line: b.blue_line,
+                amount: b.remaining_amount(),
+                tax: b.remaining_tax(),
+                quantity: b.remaining_quantity(),
+            })
+            .collect(),
+        ReversalScope::Lines(drafts) => partial_lines(blue, &balances, drafts, &mut v),
+    };
+    if !v.is_empty() {
+        return Err(v.into_vec());
+    }
+    for line in &lines {
+        if let Some(b) = balances.iter_mut().find(|b| b.blue_line == line.blue_line) {
+            b.reversed_amount += line.amount;
+            b.reversed_tax += line.tax;
+            b.reversed_quantity += line.quantity.unwrap_or_default();
+        }
+    }
+    Ok(ReversalPlan {
+        amount: lines.iter().map(|l| l.amount).sum(),
+        tax: lines.iter().map(|l| l.tax).sum(),
+        exhausts_blue: balances.iter().all(LineBalance::is_exhausted),
+        lines,
+    })
+}
+
+fn partial_lines(
+    blue: &InvoiceContent,
+    balances: &[LineBalance],
+    drafts: &[LineReversalDraft],
+    v: &mut Violations,
+) -> Vec<RedLine> {
+    if drafts.is_empty() {
+        v.push(
+            "partial.lines",
+            Code::RED_LINES_REQUIRED,
+            "部分红冲必须指定明细行",
+        );
+    }
+    let mut out = Vec::with_capacity(drafts.len());
+    for (i, d) in drafts.iter().enumerate() {
+        let path = |f: &str| format!("partial.lines[{i}].{f}");
+        if drafts[..i].iter().any(|o| o.line_number == d.line_number) {
+            v.push(
+                path("line_number"),
+                Code::RED_LINE_DUPLICATE,
+                "同一明细行只能出现一次",
+            );
+            continue;
+        }
+        let Some(balance) = balances.iter().find(|b| b.blue_line == d.line_number) else {
+            let is_discount = blue
+                .lines
+                .iter()
+                .any(|l| l.number == d.line_number && l.nature == LineNature::Discount);
+            let (code, msg) = if is_discount {
+                (
+                    Code::RED_LINE_IS_DISCOUNT,
+                    "折扣行随被折扣行一并红冲，请指定被折扣行",
+                )
+            } else {
+                (Code::RED_LINE_UNKNOWN, "蓝字发票没有该明细行")
+            };
+            v.push(path("line_number"), code, msg);
+            continue;
+        };
+        if let Some(line) = partial_line(balance, d, &path, v) {
+            out.push(line);
+        }
+    }
+    out
+}
+
+fn partial_line(
+    b: &LineBalance,
+    d: &LineReversalDraft,
+    path: &dyn Fn(&str) -> String,
+    v: &mut Violations,
+) -> Option<RedLine> {
+    let before = v.len();
+    let amount = positive(
+        &d.amount,
+        path("amount"),
+        "RED_AMOUNT",
+        "红冲金额",
+        money::parse_money,
+        v,
+    );
+    let quantity = positive(
+        &d.quantity,
+        path("quantity"),
+        "RED_QUANTITY",
+        "红冲数量",
+        money::parse_quantity,
+        v,
+    );
+    if d.amount.trim().is_empty() && d.quantity.trim().is_empty() {
+        v.push(
+            path("amount"),
+            Code::RED_AMOUNT_REQUIRED,
+            "必须填写红冲金额或数量",
+        );
+    }
+    if quantity.is_some() && b.quantity.is_none() {
+        v.push(
+            path("quantity"),
+            Code::RED_QUANTITY_WITHOUT_BLUE_QUANTITY,
+            "蓝字发票该行没有数量，只能按金额红冲",
+        );
+    }
+    if v.len() > before {
+        return None;
+    }
+    let remaining_quantity = b.remaining_quantity();
+    if let (Some(q), Some(left)) = (quantity, remaining_quantity)
+        && q > left
+    {
+        v.push(
+            path("quantity"),
+            Code::RED_QUANTITY_EXCEEDS_REMAINING,
+            format!("红冲数量超过剩余可冲数量{}", left.normalize()),
+        );
+        return None;
+    }
+    let takes_all_quantity = quantity.is_some() && quantity == remaining_quantity;
+    let amount = match (amount, quantity) {
+        (Some(a), _) => a,
+        (None, Some(_)) if takes_all_quantity => b.remaining_amount(),
+        (None, Some(q)) => round_money(q.checked_mul(b.unit_price?)?),
+        (None, None) => return None,
+    };
+    if amount > b.remaining_amount() {
+        v.push(
+            path("amount"),
+            Code::RED_AMOUNT_EXCEEDS_REMAINING,
+            format!(
+                "红冲金额超过剩余可冲金额{}",
+                money::format_money(b.remaining_amount())
+            ),
+        );
+        return None;
+    }
+    // The last cent goes with the last reversal: reversing what remains takes the remaining tax
+    // exactly, and a rounded tax never takes more than remains.
+    let tax = if amount == b.remaining_amount() {
+        b.remaining_tax()
+    } else {
+        round_money(amount.checked_mul(b.rate.fraction())?).min(b.remaining_tax())
+    };
+    Some(RedLine {
+        blue_line: b.blue_line,
+        amount,
+        tax,
+        quantity,
+    })
+}
+
+fn positive(
+    raw: &str,
+    field: String,
+    prefix: &str,
+    label: &str,
+    parse: fn(&str) -> Result<Decimal, NumberError>,
+    v: &mut Violations,
+) -> Option<Decimal> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    match parse(raw) {
+        Ok(x) if x > Decimal::ZERO => Some(x),
+        Ok(_) => {
+            let code = Code::from_name(&format!("{prefix}_NOT_POSITIVE"));
+            v.push(
+                field,
+                code.unwrap_or(Code::RED_AMOUNT_NOT_POSITIVE),
+                format!("{label}必须大于零"),
+            );
+            None
+        }
+        Err(e) => {
+            let code = Code::from_name(&format!("{prefix}_{}", e.code_suffix()));
+            v.push(
+                field,
+                code.unwrap_or(Code::RED_AMOUNT_FORMAT),
+                e.message_zh(label),
+            );
+            None
+        }
+    }
+}
+
+/// The remark prefix the platform adds to red invoices.
+pub fn red_remark_prefix(reference: &RedReference) -> String {
+    format!(
+        "被红冲蓝字数电发票号码：{} 红字发票信息确认单编号：{}",
+        reference.blue_number, reference.form_number
+    )
+}
+
+/// The red invoice for a plan: negative amounts and quantities, the blue parties, one line per
+/// reversed blue line, the remark prefix and `（负数）` capitals.
+pub fn red_invoice(
+    blue: &InvoiceContent,
+    plan: &ReversalPlan,
+    reference: RedReference,
+    request_id: &str,
+    remark: &str,
+    drawer: &str,
+    limits: &Limits,
+) -> Result<InvoiceContent, Vec<Violation>> {
+    let mut v = Violations::default();
+    let remark = remark.trim();
+    if char_len(remark) > limits.remark_red {
+        v.push(
+            "remark",
+            Code::TEXT_TOO_LONG,
+            format!("红字发票备注最多{}个字符", limits.remark_red),
+        );
+    }
+    let drawer = drawer.trim();
+    if drawer.is_empty() {
+        v.push("drawer", Code::DRAWER_REQUIRED, "开票人不能为空");
+    }
+    if request_id.trim().is_empty() {
+        v.push(
+            "request_id",
+            Code::REQUEST_ID_REQUIRED,
+            "请求流水号不能为空",
+        );
+    }
+    let lines: Vec<Line> = plan
+        .lines
+        .iter()
+        .zip(1u32..)
+        .filter_map(|(red, number)| {
+            let source = blue.lines.iter().find(|l| l.number == red.blue_line)?;
+            Some(Line {
+                number,
+                nature: LineNature::Normal,
+                quantity: red.quantity.map(|q| -q),
+                unit_price: match red.quantity {
+                    Some(q) if !q.is_zero() => Some(compute::fit_unit_price(red.amount / q)),
+                    _ => None,
+                },
+                amount: -red.amount,
+                tax: -red.tax,
+                total: -(red.amount + red.tax),
+                ..source.clone()
+            })
+        })
+        .collect();
+    let Some(totals) = compute::totals(&lines) else {
+        v.push("lines", Code::TOTAL_RANGE, "价税合计超出金额范围");
+        return Err(v.into_vec());
+    };
+    let prefix = red_remark_prefix(&reference);
+    let remark = if remark.is_empty() {
+        prefix
+    } else {
+        format!("{prefix} {remark}")
+    };
+    v.finish(InvoiceContent {
+        request_id: request_id.trim().to_owned(),
+        kind: blue.kind,
+        seller: blue.seller.clone(),
+        buyer: blue.buyer.clone(),
+        pricing: blue.pricing,
+        total_in_words: amount_in_capitals(totals.total).unwrap_or_default(),
+        lines,
+        totals,
+        remark,
+        drawer: drawer.to_owned(),
+        payee: blue.payee.clone(),
+        reviewer: blue.reviewer.clone(),
+        red: Some(reference),
+    })
+}
