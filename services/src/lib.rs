@@ -1,5 +1,16 @@
 //! The fapiao service: gRPC services, the issuance workflow, the store, the tax-platform client and
 //! the built-in sandbox platform, configuration, authentication and wiring.
 //!
-//! Handlers convert proto to domain and delegate; no business rule lives here that belongs in
-//! `fapiao-invoice`.
+//! Handlers convert proto to domain, delegate, and convert back; no business rule lives here that
+//! belongs in `fapiao-invoice`. Everything that touches the outside world (files, sockets, later
+//! databases and object stores) is done here, never in the domain crate.
+//!
+//! - [`config`]: what `fapiao serve` reads (defaults, a TOML file, flags).
+//! - [`sellers`]: seller profiles, the details printed on a seller's invoices.
+//! - [`grpc`]: the gRPC services and the conversion between wire and domain types.
+//! - [`server`]: assembling the services, health and reflection into one running server.
+
+pub mod config;
+pub mod grpc;
+pub mod sellers;
+pub mod server;

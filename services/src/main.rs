@@ -1,3 +1,98 @@
-//! The `fapiao` binary.
+//! The `fapiao` binary: parse the command line, set up logging, and run. Everything else lives in
+//! the library so tests can drive it in-process.
 
-fn main() {}
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use fapiao_services::{config::Config, server};
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// An issuance core for China's fully digitalized electronic invoices (数电票).
+#[derive(Debug, Parser)]
+#[command(name = "fapiao", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gRPC service. With no options it runs on embedded defaults.
+    Serve {
+        /// Configuration file (TOML); see deploy/fapiao.example.toml.
+        #[arg(long, env = "FAPIAO_CONFIG")]
+        config: Option<PathBuf>,
+        /// Listen address, overriding the configuration.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Log as JSON lines (for production log pipelines).
+        #[arg(long)]
+        json_logs: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve {
+            config,
+            listen,
+            json_logs,
+        } => {
+            init_tracing(json_logs);
+            let mut config = Config::load(config.as_deref())?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            let app = server::App::from_config(&config)?;
+            let listener = TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("binding {}", config.listen))?;
+            let address = listener.local_addr()?;
+            tracing::info!(%address, sellers = app.sellers.len(), tax_codes = app.catalog.len(), "fapiao listening");
+            server::run(listener, app, shutdown_signal()).await?;
+            tracing::info!("fapiao stopped");
+            Ok(())
+        }
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = EnvFilter::try_from_env("FAPIAO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only on a terminal: escape codes in a log file or pipe break grep and log shippers.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("interrupt received, shutting down"),
+        () = terminate => tracing::info!("terminate received, shutting down"),
+    }
+}

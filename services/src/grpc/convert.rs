@@ -1,0 +1,164 @@
+//! Mapping between `fapiao.v1` messages and domain types. No rules live here: a field that is
+//! missing or malformed is carried into the domain draft as it is, and validation reports it with
+//! the rest, so a caller sees every problem at once.
+
+use fapiao_invoice::model::{
+    Buyer, BuyerDraft, InvoiceContent, InvoiceDraft, InvoiceKind, Line, LineDraft, LineNature,
+    Party, PricingMode, SellerDraft, Totals,
+};
+use fapiao_invoice::money::format_money;
+use fapiao_invoice::violation::Violation;
+use fapiao_proto::v1;
+use rust_decimal::Decimal;
+
+/// A blue invoice request as a domain draft. The seller carries only the tax id; its profile is
+/// filled in by the caller of this function.
+pub fn invoice_draft(input: v1::InvoiceInput) -> InvoiceDraft {
+    let kind = match v1::InvoiceKind::try_from(input.kind) {
+        Ok(v1::InvoiceKind::Special) => Some(InvoiceKind::Special),
+        Ok(v1::InvoiceKind::General) => Some(InvoiceKind::General),
+        Ok(v1::InvoiceKind::Unspecified) | Err(_) => None,
+    };
+    let pricing = match v1::PricingMode::try_from(input.pricing_mode) {
+        Ok(v1::PricingMode::TaxExclusive) => Some(PricingMode::TaxExclusive),
+        Ok(v1::PricingMode::TaxInclusive) => Some(PricingMode::TaxInclusive),
+        Ok(v1::PricingMode::Unspecified) | Err(_) => None,
+    };
+    InvoiceDraft {
+        request_id: input.request_id,
+        kind,
+        seller: SellerDraft {
+            tax_id: input.seller_tax_id,
+            ..SellerDraft::default()
+        },
+        buyer: input.buyer.map(buyer_draft).unwrap_or_default(),
+        pricing,
+        lines: input.lines.into_iter().map(line_draft).collect(),
+        remark: input.remark,
+        drawer: input.drawer,
+        payee: input.payee,
+        reviewer: input.reviewer,
+    }
+}
+
+fn buyer_draft(b: v1::BuyerInput) -> BuyerDraft {
+    BuyerDraft {
+        name: b.name,
+        tax_id: b.tax_id,
+        natural_person: b.natural_person,
+        id_type: b.id_type,
+        id_number: b.id_number,
+        address: b.address,
+        phone: b.phone,
+        bank_name: b.bank_name,
+        bank_account: b.bank_account,
+        email: b.email,
+        mobile: b.mobile,
+    }
+}
+
+fn line_draft(l: v1::LineInput) -> LineDraft {
+    // The contract reads an unset nature as normal. An unknown number is not a nature we can
+    // honour either; normal is the reading that cannot hide a discount.
+    let nature = match v1::LineNature::try_from(l.nature) {
+        Ok(v1::LineNature::Discount) => LineNature::Discount,
+        Ok(v1::LineNature::Discounted) => LineNature::Discounted,
+        _ => LineNature::Normal,
+    };
+    LineDraft {
+        item_name: l.item_name,
+        tax_code: l.tax_code,
+        specification: l.specification,
+        unit: l.unit,
+        quantity: l.quantity,
+        unit_price: l.unit_price,
+        amount: l.amount,
+        tax_rate: l.tax_rate,
+        nature,
+    }
+}
+
+pub fn field_violation(v: &Violation) -> v1::FieldViolation {
+    v1::FieldViolation {
+        field: v.field.clone(),
+        code: v.code.as_str().to_owned(),
+        message: v.message.clone(),
+    }
+}
+
+/// What a validated invoice would look like if issued now.
+pub fn preview(c: &InvoiceContent) -> v1::InvoicePreview {
+    v1::InvoicePreview {
+        seller: Some(party(&c.seller)),
+        lines: c.lines.iter().map(line).collect(),
+        totals: Some(totals(&c.totals, &c.total_in_words)),
+    }
+}
+
+pub fn party(p: &Party) -> v1::Party {
+    v1::Party {
+        name: p.name.clone(),
+        tax_id: p
+            .tax_id
+            .as_ref()
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default(),
+        address: p.address.clone(),
+        phone: p.phone.clone(),
+        bank_name: p.bank_name.clone(),
+        bank_account: p.bank_account.clone(),
+    }
+}
+
+pub fn buyer(b: &Buyer) -> v1::Buyer {
+    let id = b.personal_id.as_ref();
+    v1::Buyer {
+        party: Some(party(&b.party)),
+        natural_person: b.natural_person,
+        id_type: id.map(|i| i.id_type.clone()).unwrap_or_default(),
+        id_number: id.map(|i| i.number.clone()).unwrap_or_default(),
+        email: b.email.clone(),
+        mobile: b.mobile.clone(),
+    }
+}
+
+fn nature(n: LineNature) -> v1::LineNature {
+    match n {
+        LineNature::Normal => v1::LineNature::Normal,
+        LineNature::Discount => v1::LineNature::Discount,
+        LineNature::Discounted => v1::LineNature::Discounted,
+    }
+}
+
+/// Quantities and unit prices drop trailing zeros.
+fn plain(d: Option<Decimal>) -> String {
+    d.map(|d| d.normalize().to_string()).unwrap_or_default()
+}
+
+pub fn line(l: &Line) -> v1::InvoiceLine {
+    v1::InvoiceLine {
+        line_number: l.number,
+        nature: nature(l.nature).into(),
+        item_name: l.item_name.clone(),
+        printed_item_name: l.printed_name.clone(),
+        tax_code: l.tax_code.as_str().to_owned(),
+        specification: l.specification.clone(),
+        unit: l.unit.clone(),
+        quantity: plain(l.quantity),
+        unit_price: plain(l.unit_price),
+        amount: format_money(l.amount),
+        tax_rate: l.rate.xml_text(),
+        tax: format_money(l.tax),
+        total: format_money(l.total),
+        ..Default::default()
+    }
+}
+
+pub fn totals(t: &Totals, in_words: &str) -> v1::Totals {
+    v1::Totals {
+        amount: format_money(t.amount),
+        tax: format_money(t.tax),
+        total: format_money(t.total),
+        total_in_words: in_words.to_owned(),
+    }
+}

@@ -1,0 +1,10 @@
+//! The gRPC surface: service implementations and the conversions between `fapiao.v1` messages and
+//! domain types.
+//!
+//! - [`convert`]: proto → domain drafts and domain → proto messages. No rules, only mapping.
+//! - [`status`]: domain errors → `tonic::Status`, with `google.rpc.BadRequest` details.
+//! - [`issuance`]: the `IssuanceService` implementation.
+
+pub mod convert;
+pub mod issuance;
+pub mod status;
