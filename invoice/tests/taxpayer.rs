@@ -235,7 +235,7 @@ fn resident_id_errors_have_their_codes_and_messages() {
 /// A resident id with the given birth date and a correct check character.
 fn resident_id_born(yyyymmdd: &str) -> String {
     let first17 = format!("110105{yyyymmdd}002");
-    let check = resident_id_check_char(&first17).unwrap();
+    let check = resident_id_check_char(&first17).expect("17 digits have a check character");
     format!("{first17}{check}")
 }
 
