@@ -52,7 +52,7 @@ fn typical_draft() -> InvoiceDraft {
         nature: LineNature::Discounted,
         ..line(
             "技术咨询",
-            "3040201020000000000",
+            "3040603000000000000",
             "1",
             "2000",
             "2000.00",
@@ -61,7 +61,7 @@ fn typical_draft() -> InvoiceDraft {
     });
     lines.push(LineDraft {
         nature: LineNature::Discount,
-        ..line("技术咨询", "3040201020000000000", "", "", "-200.00", "6%")
+        ..line("技术咨询", "3040603000000000000", "", "", "-200.00", "6%")
     });
     InvoiceDraft {
         request_id: "ORDER-20261121-000001".into(),

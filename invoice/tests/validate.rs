@@ -45,7 +45,7 @@ fn computes_a_tax_exclusive_invoice() {
         (l0.amount, l0.tax, l0.total),
         (dec!(9999.00), dec!(1299.87), dec!(11298.87))
     );
-    assert_eq!(l0.printed_name, "*计算机*笔记本电脑");
+    assert_eq!(l0.printed_name, "*电子计算机*笔记本电脑");
     assert_eq!(l0.number, 1);
     let l1 = &inv.lines[1];
     // 100.05 × 0.06 = 6.003 → 6.00

@@ -47,7 +47,7 @@ fn sample_invoice() -> InvoiceInput {
             },
             LineInput {
                 item_name: "技术咨询".into(),
-                tax_code: "3040201020000000000".into(),
+                tax_code: "3040603000000000000".into(),
                 quantity: "0.5".into(),
                 unit_price: "15841.5841584158".into(),
                 tax_rate: "免税".into(),

@@ -6,14 +6,14 @@ use fapiao_invoice::model::{
     BuyerDraft, InvoiceDraft, InvoiceKind, LineDraft, LineNature, PricingMode, SellerDraft,
 };
 
-/// Goods at the general rate.
-pub const GOODS: &str = "1090511030000000000";
+/// Goods at the general rate (电子计算机整机). The codes are real ones from the bundled catalog.
+pub const GOODS: &str = "1090509010000000000";
 /// Software development, an IT service.
 pub const SOFTWARE: &str = "3040201010000000000";
 /// Catering.
 pub const CATERING: &str = "3070401000000000000";
 /// Agricultural produce, which may be exempt.
-pub const VEGETABLES: &str = "1010112000000000000";
+pub const VEGETABLES: &str = "1010112020000000000";
 
 /// A small catalog whose contents the tests control, in the operators' file format.
 pub fn catalog() -> TaxCodeCatalog {
@@ -21,8 +21,8 @@ pub fn catalog() -> TaxCodeCatalog {
         r#"
 [[code]]
 code = "{GOODS}"
-name = "计算机"
-short_name = "计算机"
+name = "电子计算机整机"
+short_name = "电子计算机"
 rates = ["13%", "3%", "1%", "0%"]
 
 [[code]]
@@ -39,7 +39,7 @@ rates = ["6%", "3%", "1%"]
 
 [[code]]
 code = "{VEGETABLES}"
-name = "蔬菜"
+name = "山药等薯芋类蔬菜"
 short_name = "蔬菜"
 rates = ["9%", "3%", "1%", "免税"]
 "#
