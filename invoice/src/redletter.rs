@@ -347,21 +347,11 @@ fn positive(
     match parse(raw) {
         Ok(x) if x > Decimal::ZERO => Some(x),
         Ok(_) => {
-            let code = Code::from_name(&format!("{prefix}_NOT_POSITIVE"));
-            v.push(
-                field,
-                code.unwrap_or(Code::RED_AMOUNT_NOT_POSITIVE),
-                format!("{label}必须大于零"),
-            );
+            v.push_prefixed(&field, prefix, "NOT_POSITIVE", format!("{label}必须大于零"));
             None
         }
         Err(e) => {
-            let code = Code::from_name(&format!("{prefix}_{}", e.code_suffix()));
-            v.push(
-                field,
-                code.unwrap_or(Code::RED_AMOUNT_FORMAT),
-                e.message_zh(label),
-            );
+            v.push_prefixed(&field, prefix, e.code_suffix(), e.message_zh(label));
             None
         }
     }

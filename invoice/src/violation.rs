@@ -36,6 +36,8 @@ macro_rules! codes {
 }
 
 codes! {
+    /// A value is malformed in a way no more specific code names; the message says how.
+    INVALID_VALUE,
     /// `request_id` is empty.
     REQUEST_ID_REQUIRED,
     /// `request_id` has characters outside printable ASCII.
@@ -204,6 +206,15 @@ pub struct Violations(Vec<Violation>);
 impl Violations {
     pub fn push(&mut self, field: impl Into<String>, code: Code, message: impl Into<String>) {
         self.0.push(Violation::new(field, code, message));
+    }
+
+    /// Push the code `{prefix}_{suffix}`: lower modules report a suffix (`TAX_ID_CHECK_DIGIT`),
+    /// the caller knows the field's role (`BUYER`). A unit test proves every pair in use is
+    /// declared; should one be missed, the violation is still reported, as `INVALID_VALUE`.
+    pub fn push_prefixed(&mut self, field: &str, prefix: &str, suffix: &str, message: String) {
+        let code = Code::from_name(&format!("{prefix}_{suffix}"));
+        debug_assert!(code.is_some(), "no violation code {prefix}_{suffix}");
+        self.push(field, code.unwrap_or(Code::INVALID_VALUE), message);
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,7 +1,7 @@
 //! Invoice lines: item, code and rate; quantity, price and amount; computed amounts; and the
 //! discount-line structure of domain.md §6.2.
 
-use super::{Validator, push_number, push_prefixed};
+use super::{Validator, push_number};
 use crate::catalog::TaxCode;
 use crate::compute::{self, LineAmounts};
 use crate::limits::char_len;
@@ -75,7 +75,7 @@ impl Validator<'_> {
         let tax_code = match TaxCode::parse(&d.tax_code) {
             Ok(code) => Some(code),
             Err(e) => {
-                push_prefixed(v, &path("tax_code"), "LINE", e.code(), e.message_zh());
+                v.push_prefixed(&path("tax_code"), "LINE", e.code(), e.message_zh());
                 None
             }
         };
@@ -93,7 +93,7 @@ impl Validator<'_> {
         let rate = match TaxRate::parse(&d.tax_rate) {
             Ok(rate) => Some(rate),
             Err(e) => {
-                push_prefixed(v, &path("tax_rate"), "LINE", e.code(), e.message_zh());
+                v.push_prefixed(&path("tax_rate"), "LINE", e.code(), e.message_zh());
                 None
             }
         };

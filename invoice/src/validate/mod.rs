@@ -162,22 +162,6 @@ impl<'a> Validator<'a> {
     }
 }
 
-/// Map an error code suffix of a lower module (`TAX_ID_CHECK_DIGIT`) to this field's code
-/// (`BUYER_TAX_ID_CHECK_DIGIT`).
-pub(super) fn push_prefixed(
-    v: &mut Violations,
-    field: &str,
-    prefix: &str,
-    suffix: &str,
-    message: String,
-) {
-    let code = Code::from_name(&format!("{prefix}_{suffix}"));
-    debug_assert!(code.is_some(), "no violation code {prefix}_{suffix}");
-    // Every mapped suffix has a code (a unit test covers each); the fallback keeps release
-    // builds from losing the violation should one be added below without a code here.
-    v.push(field, code.unwrap_or(Code::LINE_AMOUNT_FORMAT), message);
-}
-
 pub(super) fn push_number(
     v: &mut Violations,
     field: &str,
@@ -185,7 +169,7 @@ pub(super) fn push_number(
     label: &str,
     e: NumberError,
 ) {
-    push_prefixed(v, field, prefix, e.code_suffix(), e.message_zh(label));
+    v.push_prefixed(field, prefix, e.code_suffix(), e.message_zh(label));
 }
 
 #[cfg(test)]
@@ -196,7 +180,7 @@ mod tests {
     use crate::taxpayer::{ResidentIdError, TaxpayerIdError};
 
     /// Every code a lower module can report has a violation code under each prefix it is used
-    /// with, so `push_prefixed` never falls back.
+    /// with, so `Violations::push_prefixed` never falls back.
     #[test]
     fn every_lower_error_maps_to_a_declared_code() {
         let tax_ids = [
@@ -267,6 +251,9 @@ mod tests {
                 let name = format!("{prefix}_{}", e.code_suffix());
                 assert!(Code::from_name(&name).is_some(), "{name}");
             }
+        }
+        for prefix in ["RED_AMOUNT", "RED_QUANTITY"] {
+            assert!(Code::from_name(&format!("{prefix}_NOT_POSITIVE")).is_some());
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The parties of an invoice: seller, buyer, natural-person buyers and their identity documents.
 
-use super::{Validator, push_prefixed};
+use super::Validator;
 use crate::model::{
     Buyer, BuyerDraft, ID_TYPE_RESIDENT_CARD, InvoiceKind, NATURAL_PERSON_ID_TYPES, Party,
     PersonalId, SellerDraft,
@@ -13,7 +13,7 @@ impl Validator<'_> {
         match TaxpayerId::parse(raw) {
             Ok(id) => Some(id),
             Err(e) => {
-                push_prefixed(v, field, role, e.code(), e.message_zh());
+                v.push_prefixed(field, role, e.code(), e.message_zh());
                 None
             }
         }
@@ -200,7 +200,7 @@ impl Validator<'_> {
             match ResidentIdNumber::parse(number) {
                 Ok(id) => Some(id),
                 Err(e) => {
-                    push_prefixed(v, "buyer.id_number", "BUYER", e.code(), e.message_zh());
+                    v.push_prefixed("buyer.id_number", "BUYER", e.code(), e.message_zh());
                     *ok = false;
                     return None;
                 }
