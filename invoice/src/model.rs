@@ -9,9 +9,10 @@ use crate::number::InvoiceNumber;
 use crate::rate::TaxRate;
 use crate::taxpayer::{ResidentIdNumber, TaxpayerId};
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 /// 发票票种.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum InvoiceKind {
     /// 电子发票（增值税专用发票）, 数电专票: the buyer can deduct input VAT.
     Special,
@@ -38,14 +39,14 @@ impl InvoiceKind {
 }
 
 /// Whether the amounts and unit prices a caller sends include VAT (乐企 `hsbz`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PricingMode {
     TaxExclusive,
     TaxInclusive,
 }
 
 /// 发票行性质.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum LineNature {
     #[default]
     Normal,
@@ -67,7 +68,7 @@ impl LineNature {
 }
 
 /// 蓝字 or 红字.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Colour {
     Blue,
     Red,
@@ -89,7 +90,7 @@ pub const NATURAL_PERSON_ID_TYPES: &[(&str, &str)] = &[
 pub const ID_TYPE_RESIDENT_CARD: &str = "201";
 
 /// Seller as sent (the seller's tax id comes with the request, the rest from its profile).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SellerDraft {
     pub tax_id: String,
     pub name: String,
@@ -100,7 +101,7 @@ pub struct SellerDraft {
 }
 
 /// Buyer as sent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuyerDraft {
     pub name: String,
     pub tax_id: String,
@@ -118,7 +119,7 @@ pub struct BuyerDraft {
 }
 
 /// A line as sent. Numbers are text so that validation can report every malformed one.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineDraft {
     pub item_name: String,
     pub tax_code: String,
@@ -133,7 +134,7 @@ pub struct LineDraft {
 }
 
 /// A blue invoice as a caller asks for it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceDraft {
     /// The caller's order number: the idempotency key, unique per seller.
     pub request_id: String,
@@ -149,7 +150,7 @@ pub struct InvoiceDraft {
 }
 
 /// A validated party. Text fields are trimmed; empty optional fields are empty strings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Party {
     pub name: String,
     /// Absent only for natural-person buyers without one.
@@ -161,7 +162,7 @@ pub struct Party {
 }
 
 /// A natural person's identity document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonalId {
     pub id_type: String,
     pub number: String,
@@ -170,7 +171,7 @@ pub struct PersonalId {
 }
 
 /// A validated buyer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Buyer {
     pub party: Party,
     pub natural_person: bool,
@@ -181,7 +182,7 @@ pub struct Buyer {
 
 /// A computed line. Amounts are tax-exclusive (`amount`), tax, and tax-inclusive (`total`), with
 /// `amount + tax == total` exactly; all negative on red invoices and on discount lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
     /// 1-based, as printed.
     pub number: u32,
@@ -203,7 +204,7 @@ pub struct Line {
 }
 
 /// 合计金额, 合计税额, 价税合计: exact sums of the lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Totals {
     pub amount: Decimal,
     pub tax: Decimal,
@@ -211,7 +212,7 @@ pub struct Totals {
 }
 
 /// 冲红原因.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RedLetterReason {
     /// 01 开票有误.
     IssuedInError,
@@ -236,7 +237,7 @@ impl RedLetterReason {
 }
 
 /// What a red invoice reverses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedReference {
     pub blue_number: InvoiceNumber,
     /// 红字发票信息确认单编号.
@@ -245,7 +246,7 @@ pub struct RedReference {
 }
 
 /// Everything about an invoice that is decided before it is numbered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceContent {
     pub request_id: String,
     pub kind: InvoiceKind,

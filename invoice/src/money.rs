@@ -18,9 +18,13 @@ pub const QUANTITY_INTEGER_DIGITS: u32 = 12;
 /// Decimals of a quantity or unit price.
 pub const QUANTITY_DECIMALS: u32 = 13;
 
-/// Round half-up (away from zero) to two decimals.
+/// Round half-up (away from zero) to two decimals, and hold exactly two, so that every amount
+/// prints, stores and serialises as `10000.00`, whatever the caller wrote.
 pub fn round_money(value: Decimal) -> Decimal {
-    value.round_dp_with_strategy(MONEY_DECIMALS, RoundingStrategy::MidpointAwayFromZero)
+    let mut rounded =
+        value.round_dp_with_strategy(MONEY_DECIMALS, RoundingStrategy::MidpointAwayFromZero);
+    rounded.rescale(MONEY_DECIMALS);
+    rounded
 }
 
 /// Round half-up (away from zero) to `decimals` places.
@@ -107,9 +111,7 @@ pub fn fits_money(value: Decimal) -> bool {
 
 /// An amount formatted with exactly two decimals: `1234.50`, `-0.05`.
 pub fn format_money(value: Decimal) -> String {
-    let mut v = round_money(value);
-    v.rescale(MONEY_DECIMALS);
-    v.to_string()
+    round_money(value).to_string()
 }
 
 #[cfg(test)]
@@ -156,6 +158,13 @@ mod tests {
             parse_quantity("1.12345678901234"),
             Err(NumberError::Precision { max_decimals: 13 })
         );
+    }
+
+    #[test]
+    fn rounded_money_always_has_two_decimals() {
+        assert_eq!(round_money(dec!(10000)).to_string(), "10000.00");
+        assert_eq!(round_money(dec!(-0.5)).to_string(), "-0.50");
+        assert_eq!(round_money(dec!(9999999999999999.99)).scale(), 2);
     }
 
     #[test]
