@@ -4,6 +4,7 @@
 //! and the sandbox seller. Every option is documented on its field; `deploy/fapiao.example.toml`
 //! shows them all.
 
+use crate::auth::TokenConfig;
 use crate::sellers::SellerProfile;
 use anyhow::Context;
 use serde::Deserialize;
@@ -11,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// Everything the service reads at start-up.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address of the gRPC listener. Port 0 picks a free port (the address is printed).
@@ -22,6 +23,9 @@ pub struct Config {
     /// The sellers this deployment issues for. Requests for any other seller are refused with
     /// `SELLER_NOT_CONFIGURED`.
     pub sellers: Vec<SellerProfile>,
+    /// Bearer tokens of the callers. With none configured, a random development token with every
+    /// role is generated at start and printed: fine on a laptop, never in production.
+    pub tokens: Vec<TokenConfig>,
 }
 
 impl Default for Config {
@@ -30,6 +34,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             tax_codes: None,
             sellers: vec![SellerProfile::demo()],
+            tokens: Vec::new(),
         }
     }
 }

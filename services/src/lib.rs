@@ -5,11 +5,13 @@
 //! belongs in `fapiao-invoice`. Everything that touches the outside world (files, sockets, later
 //! databases and object stores) is done here, never in the domain crate.
 //!
+//! - [`auth`]: bearer tokens, roles and the sellers a caller may act for.
 //! - [`config`]: what `fapiao serve` reads (defaults, a TOML file, flags).
 //! - [`sellers`]: seller profiles, the details printed on a seller's invoices.
 //! - [`grpc`]: the gRPC services and the conversion between wire and domain types.
 //! - [`server`]: assembling the services, health and reflection into one running server.
 
+pub mod auth;
 pub mod config;
 pub mod grpc;
 pub mod sellers;

@@ -48,6 +48,11 @@ async fn main() -> anyhow::Result<()> {
                 config.listen = listen;
             }
             let app = server::App::from_config(&config)?;
+            if let Some(token) = &app.development_token {
+                tracing::warn!(
+                    "no tokens configured: development token for this run (every role, every seller): {token}"
+                );
+            }
             let listener = TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;

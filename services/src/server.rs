@@ -5,6 +5,7 @@
 //! [`run`] takes a bound listener and a shutdown future, so tests bind port 0 and stop the server
 //! when they are done, and `main` binds the configured address and stops on a signal.
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::grpc::issuance::IssuanceApi;
 use crate::sellers::SellerDirectory;
@@ -23,6 +24,9 @@ pub struct App {
     pub catalog: Arc<TaxCodeCatalog>,
     pub limits: Arc<Limits>,
     pub sellers: Arc<SellerDirectory>,
+    pub auth: Arc<Authenticator>,
+    /// The generated token when none was configured, for `main` to print once.
+    pub development_token: Option<String>,
 }
 
 impl App {
@@ -39,10 +43,22 @@ impl App {
             }
         };
         let sellers = SellerDirectory::new(&config.sellers).context("checking seller profiles")?;
+        let (auth, development_token) = if config.tokens.is_empty() {
+            let (auth, token) =
+                Authenticator::development().context("making a development token")?;
+            (auth, Some(token))
+        } else {
+            (
+                Authenticator::new(&config.tokens).context("checking tokens")?,
+                None,
+            )
+        };
         Ok(Self {
             catalog: Arc::new(catalog),
             limits: Arc::new(Limits::default()),
             sellers: Arc::new(sellers),
+            auth: Arc::new(auth),
+            development_token,
         })
     }
 }
@@ -53,11 +69,16 @@ pub async fn run(
     app: App,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let issuance = IssuanceServiceServer::new(IssuanceApi::new(
-        app.catalog.clone(),
-        app.limits.clone(),
-        app.sellers.clone(),
-    ));
+    let auth = app.auth.clone();
+    let authenticate = move |mut request: tonic::Request<()>| {
+        let caller = auth.authenticate(request.metadata())?;
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    };
+    let issuance = IssuanceServiceServer::with_interceptor(
+        IssuanceApi::new(app.catalog.clone(), app.limits.clone(), app.sellers.clone()),
+        authenticate,
+    );
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<IssuanceServiceServer<IssuanceApi>>()

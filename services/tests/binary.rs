@@ -15,17 +15,26 @@ impl Drop for Running {
     }
 }
 
-/// Read the log until the listening line and return the address it names.
-fn listening_address(child: &mut Child) -> String {
+/// Read the log until the listening line; return the address and the development token printed
+/// before it.
+fn address_and_token(child: &mut Child) -> (String, String) {
     let stdout = child.stdout.take().expect("piped stdout");
+    let mut token = None;
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("log line");
+        if let Some(rest) = line.split("every seller): ").nth(1) {
+            token = rest.split_whitespace().next().map(str::to_owned);
+        }
         if let Some(rest) = line.split("address=").nth(1) {
-            return rest
+            let address = rest
                 .split_whitespace()
                 .next()
                 .unwrap_or_default()
                 .to_owned();
+            return (
+                address,
+                token.expect("a development token before the listening line"),
+            );
         }
     }
     panic!("the server exited without saying where it listens");
@@ -42,14 +51,14 @@ async fn serve_starts_on_defaults_and_stops_on_sigterm() {
         .spawn()
         .expect("fapiao starts");
     let mut running = Running(child);
-    let address = listening_address(&mut running.0);
+    let (address, token) = address_and_token(&mut running.0);
 
     let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
         .unwrap()
         .connect()
         .await
         .unwrap();
-    let mut health = HealthClient::new(channel);
+    let mut health = HealthClient::new(channel.clone());
     let status = health
         .check(HealthCheckRequest {
             service: "fapiao.v1.IssuanceService".into(),
@@ -58,6 +67,18 @@ async fn serve_starts_on_defaults_and_stops_on_sigterm() {
         .unwrap()
         .into_inner();
     assert_eq!(status.status, 1, "SERVING");
+
+    // The printed development token opens the issuance service.
+    let mut request = tonic::Request::new(fapiao_proto::v1::ValidateInvoiceRequest::default());
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let answer = fapiao_proto::v1::issuance_service_client::IssuanceServiceClient::new(channel)
+        .validate_invoice(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!answer.valid, "an empty invoice is reported, not refused");
 
     let pid = running.0.id().to_string();
     assert!(

@@ -9,13 +9,48 @@
 //! modules. Logs stay quiet unless `TEST_LOG` is set.
 
 use fapiao_proto::v1::issuance_service_client::IssuanceServiceClient;
+use fapiao_services::auth::{Role, TokenConfig};
 use fapiao_services::config::Config;
 use fapiao_services::server::{self, App};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// The token every harness server accepts as an issuer for every seller.
+pub const ISSUER_TOKEN: &str = "test-issuer-token-0001";
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Debug, Clone)]
+pub struct Bearer(pub String);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        let value = MetadataValue::try_from(format!("Bearer {}", self.0))
+            .map_err(|_| tonic::Status::invalid_argument("token is not a valid header value"))?;
+        request.metadata_mut().insert("authorization", value);
+        Ok(request)
+    }
+}
+
+/// A client of `IssuanceService` that authenticates with a bearer token.
+pub type IssuanceClient = IssuanceServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// An issuer token for every seller, as the harness configures it.
+pub fn token(name: &str, value: &str, roles: Vec<Role>, sellers: &[&str]) -> TokenConfig {
+    TokenConfig {
+        name: name.into(),
+        token: value.to_owned().into(),
+        roles,
+        sellers: sellers.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
 
 /// A running server and a connected channel.
 #[derive(Debug)]
@@ -27,8 +62,14 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    pub fn issuance(&self) -> IssuanceServiceClient<Channel> {
-        IssuanceServiceClient::new(self.channel.clone())
+    /// A client authenticated as the harness issuer.
+    pub fn issuance(&self) -> IssuanceClient {
+        self.issuance_as(ISSUER_TOKEN)
+    }
+
+    /// A client authenticated with `token`.
+    pub fn issuance_as(&self, token: &str) -> IssuanceClient {
+        IssuanceServiceClient::with_interceptor(self.channel.clone(), Bearer(token.to_owned()))
     }
 
     /// Ask the server to stop and wait until it has: what `run` returned.
@@ -51,8 +92,12 @@ impl Drop for TestApp {
     }
 }
 
-/// Start a server on a free loopback port with `config` (its `listen` is ignored).
-pub async fn spawn_app_with(config: Config) -> anyhow::Result<TestApp> {
+/// Start a server on a free loopback port with `config` (its `listen` is ignored). When `config`
+/// has no tokens, the harness issuer token is added.
+pub async fn spawn_app_with(mut config: Config) -> anyhow::Result<TestApp> {
+    if config.tokens.is_empty() {
+        config.tokens = vec![token("harness", ISSUER_TOKEN, vec![Role::Issuer], &["*"])];
+    }
     if std::env::var_os("TEST_LOG").is_some() {
         // Several tests in one process: only the first installation succeeds, which is fine.
         let _ = tracing_subscriber::fmt()
@@ -78,7 +123,7 @@ pub async fn spawn_app_with(config: Config) -> anyhow::Result<TestApp> {
     })
 }
 
-/// Start a server on the embedded defaults.
+/// Start a server on the embedded defaults, with the harness issuer token.
 pub async fn spawn_app() -> anyhow::Result<TestApp> {
     spawn_app_with(Config::default()).await
 }

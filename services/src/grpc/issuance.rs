@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{self, Role};
 use crate::sellers::SellerDirectory;
 
 /// What the issuance handlers need, shared by every call.
@@ -35,10 +36,17 @@ impl IssuanceApi {
         }
     }
 
-    /// Put the seller's profile into the draft. A well-formed tax id without a profile is refused;
-    /// a malformed one is left for validation to report with everything else.
-    fn with_seller_profile(&self, mut draft: InvoiceDraft) -> Result<InvoiceDraft, Status> {
+    /// Check the caller may act for the seller, then put the seller's profile into the draft. A
+    /// well-formed tax id without a profile is refused (after the permission check, so callers
+    /// cannot probe which sellers exist); a malformed one is left for validation to report with
+    /// everything else.
+    fn with_seller_profile(
+        &self,
+        caller: &auth::Caller,
+        mut draft: InvoiceDraft,
+    ) -> Result<InvoiceDraft, Status> {
         if let Ok(id) = TaxpayerId::parse(&draft.seller.tax_id) {
+            caller.require_seller(&id)?;
             let profile = self
                 .sellers
                 .get(&id)
@@ -69,8 +77,10 @@ impl IssuanceService for IssuanceApi {
         &self,
         request: Request<v1::ValidateInvoiceRequest>,
     ) -> Result<Response<v1::ValidateInvoiceResponse>, Status> {
+        let caller = auth::caller(&request)?.clone();
+        caller.require_role(Role::Issuer)?;
         let input = request.into_inner().invoice.unwrap_or_default();
-        let draft = self.with_seller_profile(convert::invoice_draft(input))?;
+        let draft = self.with_seller_profile(&caller, convert::invoice_draft(input))?;
         let answer = match Validator::new(&self.catalog, &self.limits).validate(&draft) {
             Ok(content) => v1::ValidateInvoiceResponse {
                 valid: true,
