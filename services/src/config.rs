@@ -1,4 +1,9 @@
-//! Configuration of `fapiao serve`: built-in defaults, then an optional TOML file, then flags.
+//! Configuration of `fapiao serve`, in layers: built-in defaults, then an optional TOML file, then
+//! `FAPIAO__SECTION__KEY` environment variables, then flags.
+//!
+//! An environment variable names a key path with `__` between parts, lower-cased
+//! (`FAPIAO__LISTEN`, `FAPIAO__TAX_CODES`); its value is read as a TOML value when it is one
+//! (`["a", "b"]`, `42`, an inline table array for `FAPIAO__TOKENS`) and as a string otherwise.
 //!
 //! The defaults run the service with no set-up at all (the "embedded defaults"): a local listener
 //! and the sandbox seller. Every option is documented on its field; `deploy/fapiao.example.toml`
@@ -40,20 +45,74 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The defaults, overlaid with the file at `path` when given.
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else {
-            return Ok(Self::default());
+    /// The defaults, overlaid with the file at `path` when given, then with the `FAPIAO__…`
+    /// variables among `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut table = match path {
+            None => toml::Table::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
         };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
-        Self::from_toml_str(&text)
-            .with_context(|| format!("parsing config file {}", path.display()))
+        overlay_env(&mut table, env);
+        Self::from_table(table).context("applying the configuration")
     }
 
     pub fn from_toml_str(text: &str) -> anyhow::Result<Self> {
         Ok(toml::from_str(text)?)
     }
+
+    fn from_table(table: toml::Table) -> anyhow::Result<Self> {
+        Ok(toml::Value::Table(table).try_into()?)
+    }
+}
+
+/// Prefix of configuration variables; parts of a key path are joined by `__`.
+pub const ENV_PREFIX: &str = "FAPIAO__";
+
+fn overlay_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) {
+    for (name, raw) in env {
+        let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+        set_path(table, &keys, env_value(&raw));
+    }
+}
+
+fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
+    match keys {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let Some(inner) = entry.as_table_mut() {
+                set_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+/// A TOML value when the text is one, else the text itself.
+fn env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
 }
 
 #[cfg(test)]
@@ -66,6 +125,52 @@ mod tests {
         assert_eq!(c.listen, "0.0.0.0:6000".parse().unwrap());
         assert_eq!(c.sellers, vec![SellerProfile::demo()]);
         assert!(Config::from_toml_str("lisen = \"0.0.0.0:6000\"").is_err());
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_the_defaults() {
+        let dir = std::env::temp_dir().join(format!("fapiao-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("fapiao.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:6000\"\ntax_codes = \"/etc/a.toml\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("FAPIAO__LISTEN", "127.0.0.1:7000"),
+                ("FAPIAO_LOG", "debug"),
+                ("OTHER__LISTEN", "1.2.3.4:1"),
+                (
+                    "FAPIAO__TOKENS",
+                    r#"[{name = "ci", token = "a-long-enough-token", roles = ["issuer"], sellers = ["*"]}]"#,
+                ),
+            ]),
+        )
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(c.tax_codes, Some(PathBuf::from("/etc/a.toml")));
+        assert_eq!(c.tokens.len(), 1);
+        assert_eq!(c.tokens[0].name, "ci");
+        assert_eq!(c.sellers, vec![SellerProfile::demo()]);
+    }
+
+    #[test]
+    fn no_file_and_no_variables_give_the_embedded_defaults() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.listen, Config::default().listen);
+        assert!(c.tokens.is_empty());
+        assert!(Config::load(None, env(&[("FAPIAO__LISTEN", "not an address")])).is_err());
     }
 
     #[test]

@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
             json_logs,
         } => {
             init_tracing(json_logs);
-            let mut config = Config::load(config.as_deref())?;
+            let mut config = Config::load(config.as_deref(), std::env::vars())?;
             if let Some(listen) = listen {
                 config.listen = listen;
             }
