@@ -309,7 +309,7 @@ mod tests {
         parse_capitals(s)
     }
 
-    // domain.md §6.3, one assertion per example, each checked both ways.
+    // The accounting rules' worked examples, one assertion each, each checked both ways.
     #[test]
     fn example_123_45() {
         assert_eq!(capitals("123.45"), "壹佰贰拾叁圆肆角伍分");

@@ -1,4 +1,4 @@
-//! Line and invoice arithmetic (domain.md §6.1).
+//! Line and invoice arithmetic.
 //!
 //! Tax-exclusive input: `tax = round(amount × rate)`, `total = amount + tax`.
 //! Tax-inclusive input: `amount = round(total ÷ (1 + rate))`, `tax = total − amount`, so that
@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn inclusive_matches_the_platform_sample() {
-        // domain.md §6.1: 16000.00 at 1% → 15841.58 + 158.42, unit price 15841.5841584158.
+        // A real platform invoice: 16000.00 at 1% → 15841.58 + 158.42, unit price 15841.5841584158.
         let l = from_inclusive(dec!(16000.00), pct(dec!(0.01))).unwrap();
         assert_eq!(
             (l.amount, l.tax, l.total),

@@ -9,10 +9,12 @@
 //! - [`config`]: what `fapiao serve` reads (defaults, a TOML file, flags).
 //! - [`sellers`]: seller profiles, the details printed on a seller's invoices.
 //! - [`grpc`]: the gRPC services and the conversion between wire and domain types.
+//! - [`platform`]: the tax platform: for now the transport-free protocol (sealing, signing, verifying).
 //! - [`server`]: assembling the services, health and reflection into one running server.
 
 pub mod auth;
 pub mod config;
 pub mod grpc;
+pub mod platform;
 pub mod sellers;
 pub mod server;

@@ -1,5 +1,5 @@
 //! Invoice lines: item, code and rate; quantity, price and amount; computed amounts; and the
-//! discount-line structure of domain.md §6.2.
+//! discount-line structure (折扣行 rules as providers and the platform enforce them).
 
 use super::{Validator, push_number};
 use crate::catalog::TaxCode;
@@ -334,7 +334,7 @@ impl CheckedLine {
     }
 }
 
-/// domain.md §6.2: a discount line follows its discounted line, never first, never two in a row;
+/// Discount lines (折扣行): a discount line follows its discounted line, never first, never two in a row;
 /// a discounted line is followed by its discount line (so the last line is never discounted);
 /// same item name, code and rate; |discount| ≤ discounted amount.
 fn check_discounts(lines: &[CheckedLine], v: &mut Violations) {
