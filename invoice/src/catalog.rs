@@ -291,20 +291,7 @@ fn check_entry(raw: RawEntry) -> Result<CatalogEntry, (String, String)> {
     })
 }
 
-/// Serialised as the text; deserialising re-runs the checks, so stored data cannot smuggle in an
-/// invalid tax classification code.
-impl serde::Serialize for TaxCode {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for TaxCode {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(TaxCode, TaxCode::as_str, TaxCode::parse);
 
 #[cfg(test)]
 mod tests {

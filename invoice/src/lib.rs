@@ -10,6 +10,27 @@
 //! It must never do I/O or depend on tonic, sqlx, object_store or reqwest: the catalog is parsed from
 //! text that the caller loads, and time comes in as values.
 
+/// Serde for a value whose wire and storage form is its text: written with `$to_text`, read back
+/// through `$parse`, so stored data re-runs the checks a request gets and cannot smuggle in an
+/// invalid value. The error names the problem, not the text, which may be personal data.
+macro_rules! serde_as_text {
+    ($ty:ty, $to_text:expr, $parse:expr) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(&$to_text(self))
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text =
+                    <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(deserializer)?;
+                $parse(&*text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 pub mod capitals;
 pub mod catalog;
 pub mod compute;

@@ -137,32 +137,13 @@ impl fmt::Display for InvoiceNumber {
     }
 }
 
-/// Serialised as the 20-digit string: the number does not fit a JSON number safely and leading
-/// zeros are part of it.
-impl serde::Serialize for InvoiceNumber {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for InvoiceNumber {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(InvoiceNumberVisitor)
-    }
-}
-
-struct InvoiceNumberVisitor;
-
-impl serde::de::Visitor<'_> for InvoiceNumberVisitor {
-    type Value = InvoiceNumber;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a 20-digit invoice number string")
-    }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        v.parse()
-            .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
-    }
-}
+// The number travels as its 20-digit text: it does not fit a JSON number safely and leading
+// zeros are part of it.
+serde_as_text!(
+    InvoiceNumber,
+    std::convert::identity,
+    <InvoiceNumber as FromStr>::from_str
+);
 
 #[cfg(test)]
 mod tests {

@@ -224,20 +224,7 @@ impl std::str::FromStr for TaxRate {
     }
 }
 
-/// Serialised as its XML text (`"0.13"`, `"免税"`), so stored values and the XML agree.
-impl serde::Serialize for TaxRate {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.xml_text())
-    }
-}
-
-/// Accepts any spelling [`TaxRate::parse`] accepts; a rate not in force is an error.
-impl<'de> serde::Deserialize<'de> for TaxRate {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(deserializer)?;
-        Self::parse(&text).map_err(|e| serde::de::Error::custom(format!("{e}: {text:?}")))
-    }
-}
+serde_as_text!(TaxRate, TaxRate::xml_text, TaxRate::parse);
 
 #[cfg(test)]
 mod tests {

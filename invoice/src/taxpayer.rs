@@ -344,35 +344,13 @@ fn is_leap_year(year: u32) -> bool {
     (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
 }
 
-/// Serialised as the text; deserialising re-runs the checks, so stored data cannot smuggle in an
-/// invalid taxpayer id.
-impl serde::Serialize for TaxpayerId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
+serde_as_text!(TaxpayerId, TaxpayerId::as_str, TaxpayerId::parse);
 
-impl<'de> serde::Deserialize<'de> for TaxpayerId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Serialised as the text; deserialising re-runs the checks, so stored data cannot smuggle in an
-/// invalid resident id number.
-impl serde::Serialize for ResidentIdNumber {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for ResidentIdNumber {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(
+    ResidentIdNumber,
+    ResidentIdNumber::as_str,
+    ResidentIdNumber::parse
+);
 
 #[cfg(test)]
 mod tests {
