@@ -407,7 +407,9 @@ pub fn red_invoice(
                 nature: LineNature::Normal,
                 quantity: red.quantity.map(|q| -q),
                 unit_price: match red.quantity {
-                    Some(q) if !q.is_zero() => Some(compute::fit_unit_price(red.amount / q)),
+                    Some(q) if !q.is_zero() => {
+                        red.amount.checked_div(q).map(compute::fit_unit_price)
+                    }
                     _ => None,
                 },
                 amount: -red.amount,

@@ -324,3 +324,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_extreme_partial_reversal_does_not_panic() {
+    // 9×10^15 over a quantity of 10^-13 is beyond any Decimal: the unit price is left out rather
+    // than overflowing.
+    let inv = blue(vec![priced(
+        GOODS,
+        "服务器",
+        "999999999999",
+        "10000",
+        "9999999999990000",
+        "0%",
+    )]);
+    let plan = plan_reversal(
+        &inv,
+        &[],
+        &ReversalScope::Lines(vec![part(1, "9000000000000000", "0.0000000000001")]),
+    )
+    .unwrap();
+    let red = red_invoice(
+        &inv,
+        &plan,
+        reference(),
+        "REFUND-X",
+        "",
+        "王五",
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(red.lines[0].amount, dec!(-9000000000000000));
+    assert_eq!(red.lines[0].unit_price, None);
+}
