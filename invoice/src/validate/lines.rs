@@ -149,23 +149,44 @@ impl Validator<'_> {
     fn figures(&self, i: usize, d: &LineDraft, v: &mut Violations) -> Option<Figures> {
         let path = |f: &str| format!("lines[{i}].{f}");
         let before = v.len();
-        let parse = |field: &str, label: &str, prefix: &str, raw: &str, v: &mut Violations| {
+        let parse = |field: &str,
+                     label: &str,
+                     prefix: &str,
+                     parser: fn(&str) -> Result<Decimal, money::NumberError>,
+                     raw: &str,
+                     v: &mut Violations| {
             let raw = raw.trim();
             if raw.is_empty() {
                 return None;
             }
-            let parsed = if prefix == "LINE_AMOUNT" {
-                money::parse_money(raw)
-            } else {
-                money::parse_quantity(raw)
-            };
-            parsed
+            parser(raw)
                 .map_err(|e| push_number(v, &path(field), prefix, label, e))
                 .ok()
         };
-        let quantity = parse("quantity", "数量", "LINE_QUANTITY", &d.quantity, v);
-        let unit_price = parse("unit_price", "单价", "LINE_UNIT_PRICE", &d.unit_price, v);
-        let amount = parse("amount", "金额", "LINE_AMOUNT", &d.amount, v);
+        let quantity = parse(
+            "quantity",
+            "数量",
+            "LINE_QUANTITY",
+            money::parse_quantity,
+            &d.quantity,
+            v,
+        );
+        let unit_price = parse(
+            "unit_price",
+            "单价",
+            "LINE_UNIT_PRICE",
+            money::parse_quantity,
+            &d.unit_price,
+            v,
+        );
+        let amount = parse(
+            "amount",
+            "金额",
+            "LINE_AMOUNT",
+            money::parse_money,
+            &d.amount,
+            v,
+        );
         let quantity_sent = !d.quantity.trim().is_empty();
         let price_sent = !d.unit_price.trim().is_empty();
         let amount_sent = !d.amount.trim().is_empty();
