@@ -11,6 +11,7 @@ use fapiao_invoice::taxpayer::TaxpayerId;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::collections::HashSet;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
@@ -97,14 +98,15 @@ pub enum AuthConfigError {
 /// Checks bearer tokens.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
-    tokens: Vec<(SecretString, Caller)>,
+    // Shared, so authenticating a request costs a reference count, not a copy of the scopes.
+    tokens: Vec<(SecretString, Arc<Caller>)>,
 }
 
 const MIN_TOKEN_LEN: usize = 16;
 
 impl Authenticator {
     pub fn new(configs: &[TokenConfig]) -> Result<Self, AuthConfigError> {
-        let mut tokens: Vec<(SecretString, Caller)> = Vec::with_capacity(configs.len());
+        let mut tokens: Vec<(SecretString, Arc<Caller>)> = Vec::with_capacity(configs.len());
         for c in configs {
             let name = c.name.clone();
             if c.token.expose_secret().chars().count() < MIN_TOKEN_LEN {
@@ -138,11 +140,11 @@ impl Authenticator {
             };
             tokens.push((
                 c.token.clone(),
-                Caller {
+                Arc::new(Caller {
                     name,
                     roles: c.roles.iter().copied().collect(),
                     sellers,
-                },
+                }),
             ));
         }
         Ok(Self { tokens })
@@ -163,7 +165,7 @@ impl Authenticator {
     }
 
     /// The caller behind the request's bearer token.
-    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
+    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Arc<Caller>, Status> {
         let header = metadata.get("authorization").ok_or_else(|| {
             Status::unauthenticated("TOKEN_MISSING: send authorization: Bearer <token>")
         })?;
@@ -199,10 +201,11 @@ fn same(token: &SecretString, presented: &str) -> bool {
 
 /// The caller a request was authenticated as. Handlers behind the authenticating interceptor
 /// always find one; a missing one means the service was wired without it, which is refused.
-pub fn caller<T>(request: &tonic::Request<T>) -> Result<&Caller, Status> {
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<Arc<Caller>, Status> {
     request
         .extensions()
-        .get::<Caller>()
+        .get::<Arc<Caller>>()
+        .cloned()
         .ok_or_else(|| Status::unauthenticated("TOKEN_MISSING: the request was not authenticated"))
 }
 

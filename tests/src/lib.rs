@@ -42,7 +42,7 @@ impl tonic::service::Interceptor for Bearer {
 /// A client of `IssuanceService` that authenticates with a bearer token.
 pub type IssuanceClient = IssuanceServiceClient<InterceptedService<Channel, Bearer>>;
 
-/// An issuer token for every seller, as the harness configures it.
+/// A token configuration: its name, secret value, roles and seller tax ids (`"*"` for all).
 pub fn token(name: &str, value: &str, roles: Vec<Role>, sellers: &[&str]) -> TokenConfig {
     TokenConfig {
         name: name.into(),

@@ -77,7 +77,7 @@ impl IssuanceService for IssuanceApi {
         &self,
         request: Request<v1::ValidateInvoiceRequest>,
     ) -> Result<Response<v1::ValidateInvoiceResponse>, Status> {
-        let caller = auth::caller(&request)?.clone();
+        let caller = auth::caller(&request)?;
         caller.require_role(Role::Issuer)?;
         let input = request.into_inner().invoice.unwrap_or_default();
         let draft = self.with_seller_profile(&caller, convert::invoice_draft(input))?;
