@@ -183,3 +183,40 @@ async fn rpcs_not_served_yet_say_so() {
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unimplemented);
 }
+
+#[tokio::test]
+async fn an_operators_catalog_file_replaces_the_bundled_one_without_a_rebuild() {
+    let dir = std::env::temp_dir().join(format!("fapiao-catalog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tax_codes.toml");
+    // Only catering, and under a short name of the operator's choosing.
+    std::fs::write(
+        &path,
+        "[[code]]\ncode = \"3070401000000000000\"\nname = \"餐饮服务\"\nshort_name = \"餐饮\"\nrates = [\"6%\"]\n",
+    )
+    .unwrap();
+    let app = fapiao_tests::spawn_app_with(fapiao_services::config::Config {
+        tax_codes: Some(path),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let answer = validate(&app, input()).await.unwrap();
+    let found: Vec<(&str, &str)> = answer
+        .violations
+        .iter()
+        .map(|v| (v.field.as_str(), v.code.as_str()))
+        .collect();
+    assert_eq!(found, vec![("lines[0].tax_code", "LINE_TAX_CODE_UNKNOWN")]);
+
+    let mut catering_only = input();
+    catering_only.lines.remove(0);
+    let answer = validate(&app, catering_only).await.unwrap();
+    assert!(answer.valid, "{:?}", answer.violations);
+    assert_eq!(
+        answer.preview.unwrap().lines[0].printed_item_name,
+        "*餐饮*餐费"
+    );
+}
