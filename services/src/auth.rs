@@ -79,6 +79,18 @@ impl Caller {
             )))
         }
     }
+
+    /// The sellers the caller may see, sorted; `None` when it may see every seller.
+    pub fn visible_sellers(&self) -> Option<Vec<String>> {
+        match &self.sellers {
+            SellerScope::All => None,
+            SellerScope::Only(set) => {
+                let mut list: Vec<String> = set.iter().map(|s| s.as_str().to_owned()).collect();
+                list.sort();
+                Some(list)
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,10 @@
 //! shows them all.
 
 use crate::auth::TokenConfig;
+use crate::issuance::supply::SupplyConfig;
+use crate::issuance::upload::UploadConfig;
+use crate::platform::client::ClientConfig;
+use crate::platform::sandbox::SandboxConfig;
 use crate::sellers::SellerProfile;
 use anyhow::Context;
 use serde::Deserialize;
@@ -31,6 +35,20 @@ pub struct Config {
     /// Bearer tokens of the callers. With none configured, a random development token with every
     /// role is generated at start and printed: fine on a laptop, never in production.
     pub tokens: Vec<TokenConfig>,
+    /// Folder for the embedded defaults: the SQLite database and the in-process sandbox's state.
+    pub data_dir: PathBuf,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// The issuing writer.
+    pub issuance: IssuanceConfig,
+    /// Keeping numbers and quota topped up from the platform.
+    pub supply: SupplyConfig,
+    /// Uploading issued invoices to the platform.
+    pub upload: UploadConfig,
+    /// The tax platform to talk to; with no URL, the built-in sandbox runs in-process.
+    pub platform: ClientConfig,
+    /// The built-in sandbox platform (in-process under `fapiao serve`, or `fapiao sandbox`).
+    pub sandbox: SandboxConfig,
 }
 
 impl Default for Config {
@@ -40,11 +58,70 @@ impl Default for Config {
             tax_codes: None,
             sellers: vec![SellerProfile::demo()],
             tokens: Vec::new(),
+            data_dir: PathBuf::from("data"),
+            database: DatabaseConfig::default(),
+            issuance: IssuanceConfig::default(),
+            supply: SupplyConfig::default(),
+            upload: UploadConfig::default(),
+            platform: ClientConfig::default(),
+            sandbox: SandboxConfig::default(),
+        }
+    }
+}
+
+/// Where invoices are stored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path?mode=rwc` or `postgres://user:password@host/db`. Unset: a SQLite file in
+    /// `data_dir`. May carry a password: it is never logged.
+    pub url: Option<secrecy::SecretString>,
+    /// Connections in the pool (PostgreSQL) or reader connections (SQLite; it has one writer).
+    pub max_connections: u32,
+    /// Longest wait for a free connection before a call fails as unavailable.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 8,
+            acquire_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// The issuing writer, which commits queued invoices in batches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IssuanceConfig {
+    /// Invoices waiting for the writer before callers wait to enqueue (back-pressure).
+    pub queue: usize,
+    /// Most invoices committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for IssuanceConfig {
+    fn default() -> Self {
+        Self {
+            queue: 4096,
+            max_batch: 256,
         }
     }
 }
 
 impl Config {
+    /// The database URL: the configured one, or the SQLite file under `data_dir`.
+    pub fn database_url(&self) -> String {
+        use secrecy::ExposeSecret;
+        match &self.database.url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => format!("sqlite://{}/fapiao.db?mode=rwc", self.data_dir.display()),
+        }
+    }
+
     /// The defaults, overlaid with the file at `path` when given, then with the `FAPIAO__…`
     /// variables among `env`.
     pub fn load(

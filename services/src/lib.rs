@@ -13,8 +13,11 @@
 //! - [`server`]: assembling the services, health and reflection into one running server.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod grpc;
+pub mod issuance;
 pub mod platform;
 pub mod sellers;
 pub mod server;
+pub mod store;

@@ -20,6 +20,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Apply the database migrations this build knows, then exit. `serve` applies them too.
+    Migrate {
+        /// Configuration file (TOML); its `database` section names the database.
+        #[arg(long, env = "FAPIAO_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Run the gRPC service. With no options it runs on embedded defaults.
     Serve {
         /// Configuration file (TOML); see deploy/fapiao.example.toml.
@@ -32,11 +38,39 @@ enum Command {
         #[arg(long)]
         json_logs: bool,
     },
+    /// Run the sandbox tax platform on its own, from the [sandbox] section of the configuration.
+    /// Its /admin/ API is unauthenticated: keep it on a private network.
+    Sandbox {
+        /// Configuration file (TOML); see deploy/fapiao.example.toml.
+        #[arg(long, env = "FAPIAO_CONFIG")]
+        config: Option<PathBuf>,
+        /// Listen address, overriding sandbox.listen.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Log as JSON lines (for production log pipelines).
+        #[arg(long)]
+        json_logs: bool,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Migrate { config } => {
+            init_tracing(false);
+            let config = Config::load(config.as_deref(), std::env::vars())?;
+            let store =
+                fapiao_services::store::Store::connect(&fapiao_services::store::StoreOptions {
+                    url: config.database_url(),
+                    max_connections: 1,
+                    acquire_timeout: config.database.acquire_timeout,
+                })
+                .await?;
+            store.migrate().await?;
+            store.close().await;
+            tracing::info!(database = ?store.backend(), "migrations applied");
+            Ok(())
+        }
         Command::Serve {
             config,
             listen,
@@ -47,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
             if let Some(listen) = listen {
                 config.listen = listen;
             }
-            let app = server::App::from_config(&config)?;
+            let app = server::App::start(&config).await?;
             if let Some(token) = &app.development_token {
                 tracing::warn!(
                     "no tokens configured: development token for this run (every role, every seller): {token}"
@@ -57,10 +91,23 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;
             let address = listener.local_addr()?;
-            tracing::info!(%address, sellers = app.sellers.len(), tax_codes = app.catalog.len(), "fapiao listening");
+            tracing::info!(%address, sellers = app.sellers.len(), tax_codes = app.catalog.len(), database = ?app.store.backend(), "fapiao listening");
             server::run(listener, app, shutdown_signal()).await?;
             tracing::info!("fapiao stopped");
             Ok(())
+        }
+        Command::Sandbox {
+            config,
+            listen,
+            json_logs,
+        } => {
+            init_tracing(json_logs);
+            let mut config = Config::load(config.as_deref(), std::env::vars())?;
+            if let Some(listen) = listen {
+                config.sandbox.listen = listen;
+            }
+            fapiao_services::platform::sandbox::run_standalone(config.sandbox, shutdown_signal())
+                .await
         }
     }
 }

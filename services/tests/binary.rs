@@ -25,7 +25,9 @@ fn address_and_token(child: &mut Child) -> (String, String) {
         if let Some(rest) = line.split("every seller): ").nth(1) {
             token = rest.split_whitespace().next().map(str::to_owned);
         }
-        if let Some(rest) = line.split("address=").nth(1) {
+        if let Some(rest) = line.split("address=").nth(1)
+            && line.contains("fapiao listening")
+        {
             let address = rest
                 .split_whitespace()
                 .next()
@@ -42,7 +44,10 @@ fn address_and_token(child: &mut Child) -> (String, String) {
 
 #[tokio::test]
 async fn serve_starts_on_defaults_and_stops_on_sigterm() {
+    // The embedded defaults keep their data under ./data: run in a fresh folder.
+    let dir = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_fapiao"))
+        .current_dir(dir.path())
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("FAPIAO_LOG", "info")
         .env("NO_COLOR", "1")
@@ -98,6 +103,10 @@ async fn serve_starts_on_defaults_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(exit.success(), "exit status {exit}");
+    assert!(
+        dir.path().join("data/fapiao.db").exists(),
+        "the SQLite database is under ./data"
+    );
 }
 
 #[test]

@@ -8,6 +8,9 @@
 //! Tests use only the wire contract and the service's public start-up surface, never private
 //! modules. Logs stay quiet unless `TEST_LOG` is set.
 
+pub mod db;
+pub mod sample;
+
 use fapiao_proto::v1::issuance_service_client::IssuanceServiceClient;
 use fapiao_services::auth::{Role, TokenConfig};
 use fapiao_services::config::Config;
@@ -57,6 +60,10 @@ pub fn token(name: &str, value: &str, roles: Vec<Role>, sellers: &[&str]) -> Tok
 pub struct TestApp {
     pub address: SocketAddr,
     pub channel: Channel,
+    /// Base URL of the in-process sandbox platform (its admin API is under `/admin/`).
+    pub sandbox_url: Option<String>,
+    /// The database (and temporary folder) the server uses; dropped after the server.
+    pub database: db::TestDatabase,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -70,6 +77,16 @@ impl TestApp {
     /// A client authenticated with `token`.
     pub fn issuance_as(&self, token: &str) -> IssuanceClient {
         IssuanceServiceClient::with_interceptor(self.channel.clone(), Bearer(token.to_owned()))
+    }
+
+    /// The sandbox's admin URL for `path` (`faults`, `stats`, …).
+    pub fn sandbox_admin(&self, path: &str) -> String {
+        format!(
+            "{}/admin/{path}",
+            self.sandbox_url
+                .as_deref()
+                .expect("the server runs the in-process sandbox")
+        )
     }
 
     /// Ask the server to stop and wait until it has: what `run` returned.
@@ -92,9 +109,20 @@ impl Drop for TestApp {
     }
 }
 
-/// Start a server on a free loopback port with `config` (its `listen` is ignored). When `config`
-/// has no tokens, the harness issuer token is added.
-pub async fn spawn_app_with(mut config: Config) -> anyhow::Result<TestApp> {
+/// Start a server on a free loopback port with `config` (its `listen` is ignored) and a SQLite
+/// database in a temporary folder. When `config` has no tokens, the harness issuer token is added.
+pub async fn spawn_app_with(config: Config) -> anyhow::Result<TestApp> {
+    spawn_app_on(db::sqlite(), config).await
+}
+
+/// Like [`spawn_app_with`], on the given database. The server's `data_dir` (the sandbox's state)
+/// is the database's temporary folder.
+pub async fn spawn_app_on(
+    database: db::TestDatabase,
+    mut config: Config,
+) -> anyhow::Result<TestApp> {
+    config.data_dir = database.dir.path().to_path_buf();
+    config.database.url = Some(database.url.clone().into());
     if config.tokens.is_empty() {
         config.tokens = vec![token("harness", ISSUER_TOKEN, vec![Role::Issuer], &["*"])];
     }
@@ -105,7 +133,8 @@ pub async fn spawn_app_with(mut config: Config) -> anyhow::Result<TestApp> {
             .with_test_writer()
             .try_init();
     }
-    let app = App::from_config(&config)?;
+    let app = App::start(&config).await?;
+    let sandbox_url = app.sandbox_address.map(|a| format!("http://{a}"));
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
@@ -118,6 +147,8 @@ pub async fn spawn_app_with(mut config: Config) -> anyhow::Result<TestApp> {
     Ok(TestApp {
         address,
         channel,
+        sandbox_url,
+        database,
         stop: Some(stop),
         task: Some(task),
     })

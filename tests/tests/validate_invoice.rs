@@ -175,13 +175,11 @@ async fn rpcs_not_served_yet_say_so() {
     let app = spawn_app().await.unwrap();
     let status = app
         .issuance()
-        .issue_invoice(v1::IssueInvoiceRequest {
-            invoice: Some(input()),
-            ..Default::default()
-        })
+        .get_red_letter_form(v1::GetRedLetterFormRequest::default())
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unimplemented);
+    assert!(status.message().starts_with("NOT_IMPLEMENTED: "));
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! missing or malformed is carried into the domain draft as it is, and validation reports it with
 //! the rest, so a caller sees every problem at once.
 
+use crate::store::{InvoiceState, StoredEvent, StoredInvoice};
 use fapiao_invoice::model::{
     Buyer, BuyerDraft, InvoiceContent, InvoiceDraft, InvoiceKind, Line, LineDraft, LineNature,
     Party, PricingMode, SellerDraft, Totals,
@@ -160,5 +161,130 @@ pub fn totals(t: &Totals, in_words: &str) -> v1::Totals {
         tax: format_money(t.tax),
         total: format_money(t.total),
         total_in_words: in_words.to_owned(),
+    }
+}
+
+/// A protobuf timestamp of a time.
+pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A time of a protobuf timestamp; `None` when it is out of range.
+pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
+    let nanos = u32::try_from(t.nanos).ok()?;
+    chrono::DateTime::from_timestamp(t.seconds, nanos)
+}
+
+pub fn state(s: InvoiceState) -> v1::InvoiceState {
+    match s {
+        InvoiceState::Issued => v1::InvoiceState::Issued,
+        InvoiceState::Uploading => v1::InvoiceState::Uploading,
+        InvoiceState::Recorded => v1::InvoiceState::Recorded,
+        InvoiceState::Rejected => v1::InvoiceState::Rejected,
+        InvoiceState::PartiallyReversed => v1::InvoiceState::PartiallyReversed,
+        InvoiceState::FullyReversed => v1::InvoiceState::FullyReversed,
+    }
+}
+
+/// The store's state for a wire state; `None` for UNSPECIFIED or unknown values.
+pub fn state_from_wire(value: i32) -> Option<InvoiceState> {
+    Some(match v1::InvoiceState::try_from(value).ok()? {
+        v1::InvoiceState::Unspecified => return None,
+        v1::InvoiceState::Issued => InvoiceState::Issued,
+        v1::InvoiceState::Uploading => InvoiceState::Uploading,
+        v1::InvoiceState::Recorded => InvoiceState::Recorded,
+        v1::InvoiceState::Rejected => InvoiceState::Rejected,
+        v1::InvoiceState::PartiallyReversed => InvoiceState::PartiallyReversed,
+        v1::InvoiceState::FullyReversed => InvoiceState::FullyReversed,
+    })
+}
+
+fn kind(k: InvoiceKind) -> v1::InvoiceKind {
+    match k {
+        InvoiceKind::Special => v1::InvoiceKind::Special,
+        InvoiceKind::General => v1::InvoiceKind::General,
+    }
+}
+
+fn pricing(p: PricingMode) -> v1::PricingMode {
+    match p {
+        PricingMode::TaxExclusive => v1::PricingMode::TaxExclusive,
+        PricingMode::TaxInclusive => v1::PricingMode::TaxInclusive,
+    }
+}
+
+fn colour(c: &InvoiceContent) -> v1::InvoiceColour {
+    match c.colour() {
+        fapiao_invoice::model::Colour::Blue => v1::InvoiceColour::Blue,
+        fapiao_invoice::model::Colour::Red => v1::InvoiceColour::Red,
+    }
+}
+
+/// A stored invoice as the contract shows it.
+pub fn invoice(i: &StoredInvoice) -> v1::Invoice {
+    let c = &i.content;
+    v1::Invoice {
+        invoice_number: i.number.to_string(),
+        seller_tax_id: i.seller_tax_id.clone(),
+        request_id: i.request_id.clone(),
+        kind: kind(c.kind).into(),
+        colour: colour(c).into(),
+        state: state(i.state).into(),
+        issued_at: Some(timestamp(i.issued_at)),
+        state_changed_at: Some(timestamp(i.state_changed_at)),
+        seller: Some(party(&c.seller)),
+        buyer: Some(buyer(&c.buyer)),
+        pricing_mode: pricing(c.pricing).into(),
+        lines: c.lines.iter().map(line).collect(),
+        totals: Some(totals(&c.totals, &c.total_in_words)),
+        remark: c.remark.clone(),
+        drawer: c.drawer.clone(),
+        payee: c.payee.clone(),
+        reviewer: c.reviewer.clone(),
+        blue_invoice_number: c
+            .red
+            .as_ref()
+            .map(|r| r.blue_number.to_string())
+            .unwrap_or_default(),
+        red_letter_form_number: c
+            .red
+            .as_ref()
+            .map(|r| r.form_number.clone())
+            .unwrap_or_default(),
+        reversal: None,
+        platform_outcome: i.platform.as_ref().map(|p| v1::PlatformOutcome {
+            code: p.code.clone(),
+            message: p.message.clone(),
+            received_at: Some(timestamp(p.at)),
+        }),
+        files: Vec::new(),
+    }
+}
+
+/// A stored event as the contract shows it.
+pub fn event(e: &StoredEvent) -> v1::InvoiceEvent {
+    v1::InvoiceEvent {
+        invoice_number: e.invoice_number.clone(),
+        seller_tax_id: e.seller_tax_id.clone(),
+        request_id: e.request_id.clone(),
+        colour: if e.colour == "RED" {
+            v1::InvoiceColour::Red
+        } else {
+            v1::InvoiceColour::Blue
+        }
+        .into(),
+        state: state(e.state).into(),
+        previous_state: e
+            .previous_state
+            .map_or(v1::InvoiceState::Unspecified, state)
+            .into(),
+        at: Some(timestamp(e.at)),
+        reason: e.reason.clone(),
+        actor: e.actor.clone(),
+        platform_code: e.platform_code.clone().unwrap_or_default(),
+        platform_message: e.platform_message.clone().unwrap_or_default(),
     }
 }

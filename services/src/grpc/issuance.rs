@@ -1,19 +1,34 @@
-//! `IssuanceService`. Today it answers `ValidateInvoice`; the other RPCs of the contract answer
-//! `UNIMPLEMENTED` until the issuance workflow, the store and the platform client land.
+//! `IssuanceService`: issue, validate, read, list and watch invoices. Handlers check the caller,
+//! convert, delegate to the issuance workflow and convert back. Red-letter RPCs answer
+//! `UNIMPLEMENTED` until the red-letter path lands.
 
 use super::{convert, status};
+use crate::auth::{self, Caller, Role};
+use crate::issuance::{Issuance, IssueError, Issued};
+use crate::sellers::SellerDirectory;
+use crate::store::{InvoiceFilter, StoredInvoice};
 use fapiao_invoice::catalog::TaxCodeCatalog;
 use fapiao_invoice::limits::Limits;
-use fapiao_invoice::model::{InvoiceDraft, SellerDraft};
+use fapiao_invoice::model::{InvoiceContent, InvoiceDraft, SellerDraft};
+use fapiao_invoice::number::InvoiceNumber;
 use fapiao_invoice::taxpayer::TaxpayerId;
 use fapiao_invoice::validate::Validator;
 use fapiao_proto::v1::{self, issuance_service_server::IssuanceService};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use crate::auth::{self, Role};
-use crate::sellers::SellerDirectory;
+/// Longest batch of `IssueInvoices`.
+pub const MAX_BATCH: usize = 100;
+const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+const MAX_WAIT: Duration = Duration::from_secs(60);
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+const HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// What the issuance handlers need, shared by every call.
 #[derive(Debug, Clone)]
@@ -21,6 +36,7 @@ pub struct IssuanceApi {
     catalog: Arc<TaxCodeCatalog>,
     limits: Arc<Limits>,
     sellers: Arc<SellerDirectory>,
+    issuance: Issuance,
 }
 
 impl IssuanceApi {
@@ -28,11 +44,13 @@ impl IssuanceApi {
         catalog: Arc<TaxCodeCatalog>,
         limits: Arc<Limits>,
         sellers: Arc<SellerDirectory>,
+        issuance: Issuance,
     ) -> Self {
         Self {
             catalog,
             limits,
             sellers,
+            issuance,
         }
     }
 
@@ -42,7 +60,7 @@ impl IssuanceApi {
     /// everything else.
     fn with_seller_profile(
         &self,
-        caller: &auth::Caller,
+        caller: &Caller,
         mut draft: InvoiceDraft,
     ) -> Result<InvoiceDraft, Status> {
         if let Ok(id) = TaxpayerId::parse(&draft.seller.tax_id) {
@@ -55,22 +73,260 @@ impl IssuanceApi {
         }
         Ok(draft)
     }
+
+    /// Everything up to issuing: permission, seller profile, validation.
+    fn prepare(
+        &self,
+        caller: &Caller,
+        input: v1::InvoiceInput,
+    ) -> Result<(TaxpayerId, InvoiceContent), Status> {
+        let draft = self.with_seller_profile(caller, convert::invoice_draft(input))?;
+        let content = Validator::new(&self.catalog, &self.limits)
+            .validate(&draft)
+            .map_err(|v| status::invalid_argument(&v))?;
+        let seller = TaxpayerId::parse(&draft.seller.tax_id).map_err(|_| {
+            status::bad_field("seller_tax_id", "SELLER_TAX_ID_INVALID", "纳税人识别号无效")
+        })?;
+        Ok((seller, content))
+    }
+
+    async fn settle(
+        &self,
+        invoices: Vec<StoredInvoice>,
+        wait: Option<Duration>,
+    ) -> Result<Vec<StoredInvoice>, Status> {
+        match wait {
+            None => Ok(invoices),
+            Some(timeout) => self
+                .issuance
+                .wait_settled(invoices, timeout)
+                .await
+                .map_err(|e| status::internal("waiting for the platform", &e)),
+        }
+    }
+}
+
+/// How long to wait for the platform: `None` when not asked; the default, the cap and the call's
+/// own deadline applied.
+fn wait_for(
+    wait: bool,
+    timeout: Option<&prost_types::Duration>,
+    metadata: &MetadataMap,
+) -> Result<Option<Duration>, Status> {
+    if !wait {
+        return Ok(None);
+    }
+    let asked = match timeout {
+        None => DEFAULT_WAIT,
+        Some(d) if d.seconds < 0 || d.nanos < 0 => {
+            return Err(status::bad_field(
+                "wait_timeout",
+                "WAIT_TIMEOUT_NEGATIVE",
+                "等待时间不能为负",
+            ));
+        }
+        Some(d) => Duration::new(
+            u64::try_from(d.seconds).unwrap_or(0),
+            u32::try_from(d.nanos).unwrap_or(0),
+        ),
+    };
+    let mut wait = asked.min(MAX_WAIT);
+    if let Some(deadline) = grpc_timeout(metadata) {
+        // Answer a little before the caller gives up, so it gets the invoice rather than an error.
+        wait = wait.min(deadline.saturating_sub(deadline / 10 + Duration::from_millis(20)));
+    }
+    Ok(Some(wait))
+}
+
+/// The call's deadline from the `grpc-timeout` header ("10S", "500m", …).
+fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn issued_or_status(result: Result<Issued, IssueError>) -> Result<Issued, Status> {
+    result.map_err(|e| status::issue_error(&e))
+}
+
+/// `v1.<micros>.<number>.<filter fingerprint>`: where a page ended and what it filtered.
+fn page_token(last: &StoredInvoice, fingerprint: &str) -> String {
+    format!(
+        "v1.{}.{}.{fingerprint}",
+        last.issued_at.timestamp_micros(),
+        last.number
+    )
+}
+
+fn parse_page_token(
+    token: &str,
+    fingerprint: &str,
+) -> Result<Option<(chrono::DateTime<chrono::Utc>, String)>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        status::bad_field(
+            "page_token",
+            "PAGE_TOKEN_INVALID",
+            "分页标记无效或与筛选条件不符",
+        )
+    };
+    let mut parts = token.split('.');
+    let (Some("v1"), Some(micros), Some(number), Some(print), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(bad());
+    };
+    if print != fingerprint {
+        return Err(bad());
+    }
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .ok_or_else(bad)?;
+    let number: InvoiceNumber = number.parse().map_err(|_| bad())?;
+    Ok(Some((at, number.to_string())))
+}
+
+fn fingerprint(filter: &InvoiceFilter) -> String {
+    use sm3::Digest;
+    let digest = sm3::Sm3::digest(format!("{filter:?}").as_bytes());
+    crate::issuance::hex(&digest[..8])
+}
+
+fn parse_cursor(cursor: &str) -> Result<Option<i64>, Status> {
+    if cursor.is_empty() {
+        return Ok(None);
+    }
+    cursor
+        .strip_prefix('e')
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n >= 0)
+        .map(Some)
+        .ok_or_else(|| status::bad_field("after_cursor", "CURSOR_INVALID", "游标无效"))
 }
 
 #[tonic::async_trait]
 impl IssuanceService for IssuanceApi {
     async fn issue_invoice(
         &self,
-        _: Request<v1::IssueInvoiceRequest>,
+        request: Request<v1::IssueInvoiceRequest>,
     ) -> Result<Response<v1::IssueInvoiceResponse>, Status> {
-        Err(status::not_yet("IssueInvoice"))
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Issuer)?;
+        let (metadata, _, req) = request.into_parts();
+        let wait = wait_for(
+            req.wait_until_recorded,
+            req.wait_timeout.as_ref(),
+            &metadata,
+        )?;
+        let (seller, content) = self.prepare(&caller, req.invoice.unwrap_or_default())?;
+        let result = self
+            .issuance
+            .issue(vec![(seller, content)], &caller.name)
+            .await
+            .pop()
+            .unwrap_or(Err(IssueError::Unavailable));
+        let issued = issued_or_status(result)?;
+        let invoice = self
+            .settle(vec![issued.invoice], wait)
+            .await?
+            .pop()
+            .ok_or_else(|| Status::internal("INTERNAL: the invoice went missing while waiting"))?;
+        Ok(Response::new(v1::IssueInvoiceResponse {
+            invoice: Some(convert::invoice(&invoice)),
+            replayed: issued.replayed,
+        }))
     }
 
     async fn issue_invoices(
         &self,
-        _: Request<v1::IssueInvoicesRequest>,
+        request: Request<v1::IssueInvoicesRequest>,
     ) -> Result<Response<v1::IssueInvoicesResponse>, Status> {
-        Err(status::not_yet("IssueInvoices"))
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Issuer)?;
+        let (metadata, _, req) = request.into_parts();
+        let wait = wait_for(
+            req.wait_until_recorded,
+            req.wait_timeout.as_ref(),
+            &metadata,
+        )?;
+        if req.invoices.is_empty() || req.invoices.len() > MAX_BATCH {
+            return Err(status::bad_field(
+                "invoices",
+                "BATCH_SIZE_INVALID",
+                "每批发票数量须为1至100张",
+            ));
+        }
+        let mut results: Vec<Option<v1::IssueInvoicesItemResult>> = Vec::new();
+        let mut accepted = Vec::new();
+        let mut positions = Vec::new();
+        for (index, input) in req.invoices.into_iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            match self.prepare(&caller, input) {
+                Ok(item) => {
+                    positions.push(results.len());
+                    accepted.push(item);
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(v1::IssueInvoicesItemResult {
+                    index,
+                    result: Some(v1::issue_invoices_item_result::Result::Error(
+                        status::item_error(&e),
+                    )),
+                    replayed: false,
+                })),
+            }
+        }
+        let outcomes = self.issuance.issue(accepted, &caller.name).await;
+        let mut issued = Vec::new();
+        for (position, outcome) in positions.iter().zip(outcomes) {
+            match outcome {
+                Ok(ok) => issued.push((*position, ok)),
+                Err(e) => {
+                    results[*position] = Some(v1::IssueInvoicesItemResult {
+                        index: u32::try_from(*position).unwrap_or(u32::MAX),
+                        result: Some(v1::issue_invoices_item_result::Result::Error(
+                            status::item_error(&status::issue_error(&e)),
+                        )),
+                        replayed: false,
+                    });
+                }
+            }
+        }
+        let invoices = self
+            .settle(
+                issued.iter().map(|(_, i)| i.invoice.clone()).collect(),
+                wait,
+            )
+            .await?;
+        for ((position, ok), invoice) in issued.into_iter().zip(invoices) {
+            results[position] = Some(v1::IssueInvoicesItemResult {
+                index: u32::try_from(position).unwrap_or(u32::MAX),
+                result: Some(v1::issue_invoices_item_result::Result::Invoice(
+                    convert::invoice(&invoice),
+                )),
+                replayed: ok.replayed,
+            });
+        }
+        Ok(Response::new(v1::IssueInvoicesResponse {
+            results: results.into_iter().flatten().collect(),
+        }))
     }
 
     async fn validate_invoice(
@@ -98,25 +354,220 @@ impl IssuanceService for IssuanceApi {
 
     async fn get_invoice(
         &self,
-        _: Request<v1::GetInvoiceRequest>,
+        request: Request<v1::GetInvoiceRequest>,
     ) -> Result<Response<v1::GetInvoiceResponse>, Status> {
-        Err(status::not_yet("GetInvoice"))
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Issuer)?;
+        let (metadata, _, req) = request.into_parts();
+        let wait = wait_for(
+            req.wait_until_recorded,
+            req.wait_timeout.as_ref(),
+            &metadata,
+        )?;
+        let not_found = || Status::not_found("INVOICE_NOT_FOUND: no such invoice");
+        let found = match req.key {
+            None => {
+                return Err(status::bad_field(
+                    "key",
+                    "KEY_REQUIRED",
+                    "须提供发票号码或请求编号",
+                ));
+            }
+            Some(v1::get_invoice_request::Key::InvoiceNumber(text)) => {
+                let number: InvoiceNumber = text.trim().parse().map_err(|_| {
+                    status::bad_field(
+                        "invoice_number",
+                        "INVOICE_NUMBER_INVALID",
+                        "发票号码须为20位数字",
+                    )
+                })?;
+                self.issuance.get(&number).await
+            }
+            Some(v1::get_invoice_request::Key::ByRequest(key)) => {
+                let seller = TaxpayerId::parse(&key.seller_tax_id).map_err(|_| {
+                    status::bad_field(
+                        "by_request.seller_tax_id",
+                        "SELLER_TAX_ID_INVALID",
+                        "纳税人识别号无效",
+                    )
+                })?;
+                caller.require_seller(&seller)?;
+                self.issuance.find(&seller, key.request_id.trim()).await
+            }
+        }
+        .map_err(|e| status::internal("reading an invoice", &e))?
+        .ok_or_else(not_found)?;
+        let seller = TaxpayerId::parse(&found.seller_tax_id).map_err(|_| not_found())?;
+        // An invoice of a seller the caller may not see is "not found", not "forbidden".
+        caller.require_seller(&seller).map_err(|_| not_found())?;
+        let invoice = self
+            .settle(vec![found], wait)
+            .await?
+            .pop()
+            .ok_or_else(not_found)?;
+        Ok(Response::new(v1::GetInvoiceResponse {
+            invoice: Some(convert::invoice(&invoice)),
+        }))
     }
 
     async fn list_invoices(
         &self,
-        _: Request<v1::ListInvoicesRequest>,
+        request: Request<v1::ListInvoicesRequest>,
     ) -> Result<Response<v1::ListInvoicesResponse>, Status> {
-        Err(status::not_yet("ListInvoices"))
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Issuer)?;
+        let req = request.into_inner();
+        let seller = TaxpayerId::parse(&req.seller_tax_id).map_err(|_| {
+            status::bad_field(
+                "seller_tax_id",
+                "SELLER_TAX_ID_INVALID",
+                "须提供有效的销售方纳税人识别号",
+            )
+        })?;
+        caller.require_seller(&seller)?;
+        let mut states = Vec::new();
+        for (i, s) in req.states.iter().enumerate() {
+            states.push(convert::state_from_wire(*s).ok_or_else(|| {
+                status::bad_field(&format!("states[{i}]"), "STATE_INVALID", "发票状态无效")
+            })?);
+        }
+        let time = |t: &Option<prost_types::Timestamp>, field: &str| {
+            t.as_ref()
+                .map(|t| {
+                    convert::from_timestamp(t)
+                        .ok_or_else(|| status::bad_field(field, "TIME_INVALID", "时间无效"))
+                })
+                .transpose()
+        };
+        let filter = InvoiceFilter {
+            sellers: Some(vec![seller.as_str().to_owned()]),
+            states,
+            kind: match v1::InvoiceKind::try_from(req.kind) {
+                Ok(v1::InvoiceKind::Special) => Some("SPECIAL".into()),
+                Ok(v1::InvoiceKind::General) => Some("GENERAL".into()),
+                _ => None,
+            },
+            colour: match v1::InvoiceColour::try_from(req.colour) {
+                Ok(v1::InvoiceColour::Blue) => Some("BLUE".into()),
+                Ok(v1::InvoiceColour::Red) => Some("RED".into()),
+                _ => None,
+            },
+            buyer_tax_id: match req.buyer_tax_id.trim() {
+                "" => None,
+                id => Some(
+                    TaxpayerId::parse(id)
+                        .map(|t| t.as_str().to_owned())
+                        .unwrap_or_else(|_| id.to_owned()),
+                ),
+            },
+            issued_from: time(&req.issued_from, "issued_from")?,
+            issued_to: time(&req.issued_to, "issued_to")?,
+        };
+        let print = fingerprint(&filter);
+        let after = parse_page_token(&req.page_token, &print)?;
+        let size = match req.page_size {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        let mut page = self
+            .issuance
+            .store()
+            .list_invoices(&filter, after.as_ref(), size + 1)
+            .await
+            .map_err(|e| status::internal("listing invoices", &e))?;
+        let more = page.len() > size as usize;
+        page.truncate(size as usize);
+        let next_page_token = match (more, page.last()) {
+            (true, Some(last)) => page_token(last, &print),
+            _ => String::new(),
+        };
+        Ok(Response::new(v1::ListInvoicesResponse {
+            invoices: page.iter().map(convert::invoice).collect(),
+            next_page_token,
+        }))
     }
 
     type WatchInvoicesStream = BoxStream<v1::WatchInvoicesResponse>;
 
     async fn watch_invoices(
         &self,
-        _: Request<v1::WatchInvoicesRequest>,
+        request: Request<v1::WatchInvoicesRequest>,
     ) -> Result<Response<Self::WatchInvoicesStream>, Status> {
-        Err(status::not_yet("WatchInvoices"))
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Issuer)?;
+        let req = request.into_inner();
+        let sellers: Option<Vec<String>> = if req.seller_tax_ids.is_empty() {
+            caller.visible_sellers()
+        } else {
+            let mut list = Vec::new();
+            for (i, s) in req.seller_tax_ids.iter().enumerate() {
+                let id = TaxpayerId::parse(s).map_err(|_| {
+                    status::bad_field(
+                        &format!("seller_tax_ids[{i}]"),
+                        "SELLER_TAX_ID_INVALID",
+                        "纳税人识别号无效",
+                    )
+                })?;
+                caller.require_seller(&id)?;
+                list.push(id.as_str().to_owned());
+            }
+            Some(list)
+        };
+        let store = self.issuance.store().clone();
+        let mut cursor = match parse_cursor(&req.after_cursor)? {
+            Some(c) => c,
+            None => store
+                .last_event_id()
+                .await
+                .map_err(|e| status::internal("reading the event position", &e))?,
+        };
+        let mut changes = self.issuance.changes();
+        let (tx, rx) = mpsc::channel::<Result<v1::WatchInvoicesResponse, Status>>(256);
+        tokio::spawn(async move {
+            let mut idle_since = tokio::time::Instant::now();
+            loop {
+                let events = match store.events_after(cursor, sellers.as_deref(), 500).await {
+                    Ok(events) => events,
+                    Err(e) => {
+                        let _ = tx
+                            .send(Err(status::internal("reading invoice events", &e)))
+                            .await;
+                        return;
+                    }
+                };
+                for event in &events {
+                    cursor = event.id;
+                    let message = v1::WatchInvoicesResponse {
+                        cursor: format!("e{cursor}"),
+                        event: Some(convert::event(event)),
+                    };
+                    if tx.send(Ok(message)).await.is_err() {
+                        return;
+                    }
+                }
+                if !events.is_empty() {
+                    idle_since = tokio::time::Instant::now();
+                    continue;
+                }
+                if idle_since.elapsed() >= HEARTBEAT {
+                    idle_since = tokio::time::Instant::now();
+                    let beat = v1::WatchInvoicesResponse {
+                        cursor: format!("e{cursor}"),
+                        event: None,
+                    };
+                    if tx.send(Ok(beat)).await.is_err() {
+                        return;
+                    }
+                }
+                // Wake on a local change; poll now and then for other replicas' changes.
+                tokio::select! {
+                    _ = changes.changed() => {}
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn request_red_letter(
@@ -168,5 +619,52 @@ impl IssuanceService for IssuanceApi {
         _: Request<v1::WatchRedLetterFormsRequest>,
     ) -> Result<Response<Self::WatchRedLetterFormsStream>, Status> {
         Err(status::not_yet("WatchRedLetterForms"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_default_cap_and_respect_the_deadline() {
+        let none = MetadataMap::new();
+        assert_eq!(wait_for(false, None, &none).unwrap(), None);
+        assert_eq!(wait_for(true, None, &none).unwrap(), Some(DEFAULT_WAIT));
+        let long = prost_types::Duration {
+            seconds: 600,
+            nanos: 0,
+        };
+        assert_eq!(wait_for(true, Some(&long), &none).unwrap(), Some(MAX_WAIT));
+        let negative = prost_types::Duration {
+            seconds: -1,
+            nanos: 0,
+        };
+        assert_eq!(
+            wait_for(true, Some(&negative), &none).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+        let mut deadline = MetadataMap::new();
+        deadline.insert("grpc-timeout", "2S".parse().unwrap());
+        let wait = wait_for(true, None, &deadline).unwrap().unwrap();
+        assert!(
+            wait < Duration::from_secs(2) && wait > Duration::from_secs(1),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn cursors_and_page_tokens_refuse_what_they_did_not_make() {
+        assert_eq!(parse_cursor("").unwrap(), None);
+        assert_eq!(parse_cursor("e42").unwrap(), Some(42));
+        assert!(parse_cursor("42").is_err());
+        assert!(parse_cursor("e-1").is_err());
+        assert!(parse_page_token("v1.1.2.x", "y").is_err());
+        assert!(parse_page_token("garbage", "y").is_err());
+        assert!(
+            parse_page_token("v1.1700000000000000.26312000000000000007.y", "y")
+                .unwrap()
+                .is_some()
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! `google.rpc.BadRequest` field violation per problem: `field` is the path, `reason` the code, and
 //! `description` the code followed by the Chinese message.
 
+use crate::issuance::IssueError;
 use fapiao_invoice::violation::Violation;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, LocalizedMessage, StatusExt};
@@ -40,6 +41,87 @@ pub fn seller_not_configured(tax_id: &str) -> Status {
     Status::failed_precondition(format!(
         "SELLER_NOT_CONFIGURED: seller {tax_id} has no profile in this deployment"
     ))
+}
+
+/// Why an invoice was not issued, as the contract says it.
+pub fn issue_error(e: &IssueError) -> Status {
+    let message = format!("{}: {e}", e.code());
+    match e {
+        IssueError::Conflict { .. } => Status::already_exists(message),
+        IssueError::NumbersExhausted { .. } | IssueError::QuotaExhausted { .. } => {
+            Status::resource_exhausted(message)
+        }
+        IssueError::QuotaInsufficient { .. } => Status::failed_precondition(message),
+        IssueError::Unavailable => Status::unavailable(message),
+    }
+}
+
+/// A failure inside the service: logged in full, reported to the caller without internals.
+pub fn internal(context: &str, error: &anyhow::Error) -> Status {
+    tracing::error!(error = format!("{error:#}"), "{context}");
+    Status::internal(format!("INTERNAL: {context}; see the service log"))
+}
+
+/// A request field that is malformed (not an invoice validation problem).
+pub fn bad_field(field: &str, code: &str, message: &str) -> Status {
+    let violation = FieldViolation {
+        field: field.to_owned(),
+        description: format!("{code}: {message}"),
+        reason: code.to_owned(),
+        localized_message: None,
+    };
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("INVALID_ARGUMENT: {field}: {code}"),
+        ErrorDetails::with_bad_request(vec![violation]),
+    )
+}
+
+/// `status` as an item error of a batch response.
+pub fn item_error(status: &Status) -> fapiao_proto::v1::ItemError {
+    let violations = status
+        .get_details_bad_request()
+        .map(|b| {
+            b.field_violations
+                .into_iter()
+                .map(|f| fapiao_proto::v1::FieldViolation {
+                    field: f.field,
+                    code: f.reason,
+                    message: f
+                        .localized_message
+                        .map(|m| m.message)
+                        .unwrap_or(f.description),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    fapiao_proto::v1::ItemError {
+        code: code_name(status.code()).to_owned(),
+        message: status.message().to_owned(),
+        violations,
+    }
+}
+
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
 }
 
 /// An RPC of the contract whose implementation has not landed yet.

@@ -4,7 +4,8 @@
 //! signing a request (hex HMAC-SM3 over method, path, timestamp, nonce and the SM3 digest of the
 //! sealed body), verifying a request on the platform side (unit, signature, time window, replayed
 //! nonces) and the `{"Response":{"Data"|"Error"}}` envelope. It must not open sockets, read the wall
-//! clock or log: callers pass `now` (unix seconds) in.
+//! clock or log: callers pass `now` (unix seconds) in. It also defines the business messages each
+//! service carries inside the sealed bodies ([`messages`]), as plain serde types.
 //!
 //! Sealing alone is not authenticated (CBC is malleable); integrity of requests comes from the
 //! signature covering the body digest, so a server must verify before it opens. Replies are sealed
@@ -649,4 +650,477 @@ fn hex(bytes: &[u8]) -> String {
         out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
     out
+}
+
+/// Every code [`Refusal::code`] can produce: a client told one of these had its envelope refused
+/// (a configuration or clock problem), not its business request.
+pub const REFUSAL_CODES: [&str; 9] = [
+    "HEADER_MISSING",
+    "HEADER_MALFORMED",
+    "UNIT_UNKNOWN",
+    "USER_UNKNOWN",
+    "TIMESTAMP_STALE",
+    "SIGNATURE_INVALID",
+    "NONCE_REPLAYED",
+    "REPLAY_CACHE_FULL",
+    "BODY_UNREADABLE",
+];
+
+/// Whether `code` is one of the [`REFUSAL_CODES`].
+pub fn is_refusal_code(code: &str) -> bool {
+    REFUSAL_CODES.contains(&code)
+}
+
+/// Reads an SM4 key written as 32 hex digits (either case, surrounding whitespace ignored).
+/// `None` on any other input; the caller's error must not repeat the text, which is a secret.
+pub fn sm4_key_from_hex(text: &str) -> Option<[u8; SM4_KEY_LEN]> {
+    let digits = text.trim().as_bytes();
+    if digits.len() != 2 * SM4_KEY_LEN {
+        return None;
+    }
+    let mut key = [0u8; SM4_KEY_LEN];
+    for (byte, pair) in key.iter_mut().zip(digits.chunks_exact(2)) {
+        let high = char::from(pair[0]).to_digit(16)?;
+        let low = char::from(pair[1]).to_digit(16)?;
+        *byte = u8::try_from(high * 16 + low).ok()?;
+    }
+    Some(key)
+}
+
+/// Lowercase hex of the SM3 digest of `bytes`.
+pub fn sm3_hex(bytes: &[u8]) -> String {
+    hex(&Sm3::digest(bytes))
+}
+
+/// The business messages carried inside sealed bodies, service by service.
+///
+/// A request is `POST /access/v2/invoke/{nlbm}/{fwbm}` ([`invoke_path`]) with the headers `nlbm`
+/// (能力编码) and `fwbm` (服务编码), the five signed protocol headers, and the sealed JSON request
+/// as the body. The sealed reply, once opened, is a JSON object with `returncode` (`"00"` on
+/// success, else one of [`codes`]), `returnmsg`, and on success the fields of the service's reply
+/// type next to them. A body that does not decode as the service's request (including invoice
+/// content failing the domain's own checks on reading) is refused `REQUEST_INVALID` as a whole;
+/// a seller id that is not a valid taxpayer id is refused `NSRSBH_INVALID`.
+///
+/// | fwbm | request | reply |
+/// |------|---------|-------|
+/// | `QDFPPLFM` reserve numbers | [`ReserveNumbersRequest`] | [`ReserveNumbersReply`] |
+/// | `CXSXED` query quota | [`SellerRequest`] | [`QuotaReply`] |
+/// | `XZTHSXED` download quota | [`DownloadQuotaRequest`] | [`DownloadQuotaReply`] |
+/// | `QDFPSC` upload invoices | [`UploadRequest`] | [`UploadReply`] |
+/// | `CXQDFPSCJG` upload result | [`UploadResultRequest`] | [`UploadResultReply`] |
+/// | `CXQDFPXX` query one invoice | [`InvoiceRequest`] | [`InvoiceReply`] |
+/// | `CXQDFPLB` list a day's invoices | [`ListRequest`] | [`ListReply`] |
+/// | `FPZTXXCX` usage status | [`InvoiceRequest`] | [`UsageReply`] |
+///
+/// Field names follow the pinyin abbreviations of the 乐企 platform where they are known (`nsrsbh`,
+/// `lysl`, `fpqshm`, `fpzzhm`, `sqed`, `sqlx`, `ywlsh`, `sllsh`, `fphm`, `kprq`, `lzfpbz`); the
+/// others, the codes of [`codes`], `CXQDFPXX` and `CXQDFPLB` are our own. Amounts are decimal
+/// strings, times RFC 3339, days `YYYY-MM-DD` (China time), invoice numbers 20-digit strings, and
+/// invoice content (`fpnr`) is the JSON of the domain's `InvoiceContent`.
+pub mod messages {
+    use std::borrow::Cow;
+
+    use chrono::{DateTime, NaiveDate, Utc};
+    use fapiao_invoice::model::InvoiceContent;
+    use fapiao_invoice::number::InvoiceNumber;
+    use fapiao_invoice::taxpayer::TaxpayerId;
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Serialize};
+
+    /// Header naming the capability (能力编码) a request is made under.
+    pub const HEADER_CAPABILITY: &str = "nlbm";
+    /// Header naming the service (服务编码) a request calls.
+    pub const HEADER_SERVICE: &str = "fwbm";
+    /// The capability used when none is configured.
+    pub const DEFAULT_CAPABILITY: &str = "202007";
+
+    /// 请求批量发票号码: reserve a range of invoice numbers.
+    pub const RESERVE_NUMBERS: &str = "QDFPPLFM";
+    /// 查询授信额度: the seller's quota this month.
+    pub const QUERY_QUOTA: &str = "CXSXED";
+    /// 下载/退回授信额度: download quota (`sqlx` = `0`).
+    pub const DOWNLOAD_QUOTA: &str = "XZTHSXED";
+    /// 数电发票上传: upload issued invoices; answered with a receipt.
+    pub const UPLOAD: &str = "QDFPSC";
+    /// 查询数电发票上传结果: the outcome of an upload, by receipt.
+    pub const UPLOAD_RESULT: &str = "CXQDFPSCJG";
+    /// Query one recorded invoice (our own service code).
+    pub const QUERY_INVOICE: &str = "CXQDFPXX";
+    /// List a seller's invoices of one day (our own service code).
+    pub const LIST_INVOICES: &str = "CXQDFPLB";
+    /// 发票状态信息查询: how the buyer has used an invoice.
+    pub const USAGE_STATUS: &str = "FPZTXXCX";
+
+    /// Every service the platform answers.
+    pub const SERVICES: [&str; 8] = [
+        RESERVE_NUMBERS,
+        QUERY_QUOTA,
+        DOWNLOAD_QUOTA,
+        UPLOAD,
+        UPLOAD_RESULT,
+        QUERY_INVOICE,
+        LIST_INVOICES,
+        USAGE_STATUS,
+    ];
+
+    /// The path of a call, as requested and as signed.
+    pub fn invoke_path(capability: &str, service: &str) -> String {
+        format!("/access/v2/invoke/{capability}/{service}")
+    }
+
+    /// Business return codes (`returncode`) and envelope error codes beyond the protocol refusals.
+    pub mod codes {
+        /// Success.
+        pub const SUCCESS: &str = "00";
+        /// Envelope error: the platform is busy and did nothing; retry later.
+        pub const SYSTEM_BUSY: &str = "SYSTEM_BUSY";
+        /// Envelope error: the platform failed while processing; the outcome is unknown.
+        pub const SYSTEM_ERROR: &str = "SYSTEM_ERROR";
+        /// The request body does not match the service's message.
+        pub const REQUEST_INVALID: &str = "REQUEST_INVALID";
+        /// The `fwbm` names no service.
+        pub const SERVICE_UNKNOWN: &str = "SERVICE_UNKNOWN";
+        /// `nsrsbh` is not a valid taxpayer id.
+        pub const SELLER_INVALID: &str = "NSRSBH_INVALID";
+        /// The seller's number allotment is used up.
+        pub const NUMBERS_EXHAUSTED: &str = "FPHM_EXHAUSTED";
+        /// Not enough quota left this month for a download.
+        pub const QUOTA_INSUFFICIENT: &str = "SXED_INSUFFICIENT";
+        /// The amount asked for is not positive or not a money amount.
+        pub const QUOTA_AMOUNT_INVALID: &str = "SQED_INVALID";
+        /// More invoices in one upload than the platform accepts.
+        pub const UPLOAD_TOO_LARGE: &str = "FPSL_EXCEEDED";
+        /// No such receipt (`sllsh`) for this seller.
+        pub const RECEIPT_NOT_FOUND: &str = "SLLSH_NOT_FOUND";
+        /// No such recorded invoice for this seller.
+        pub const INVOICE_NOT_FOUND: &str = "FPHM_NOT_FOUND";
+
+        /// Upload item: the number was not reserved for this seller.
+        pub const NUMBER_NOT_ASSIGNED: &str = "FPHM_NOT_ASSIGNED";
+        /// Upload item: the content's seller is not the uploading seller.
+        pub const SELLER_MISMATCH: &str = "XSF_MISMATCH";
+        /// Upload item: no lines.
+        pub const LINES_EMPTY: &str = "FPMX_EMPTY";
+        /// Upload item: amount + tax differs from the tax-inclusive total (a line or the totals).
+        pub const TOTAL_MISMATCH: &str = "JSHJ_MISMATCH";
+        /// Upload item: the totals are not the sums of the lines.
+        pub const SUMS_MISMATCH: &str = "HJ_MISMATCH";
+        /// Upload item: a tax differs from amount × rate by more than the tolerance.
+        pub const TAX_DEVIATION: &str = "SE_DEVIATION";
+        /// Upload item: the sign of the amounts does not match the colour (blue positive, red
+        /// negative).
+        pub const SIGN_INVALID: &str = "FPJE_INVALID";
+        /// Upload item: the red invoice's reference is wrong (unknown or foreign blue invoice, a red
+        /// one, or more reversed than the blue invoice holds).
+        pub const RED_REFERENCE_INVALID: &str = "HZXX_INVALID";
+        /// Upload item: the number is already recorded with different content.
+        pub const NUMBER_CONFLICT: &str = "FPHM_CONFLICT";
+    }
+
+    /// `returncode` and `returnmsg`, present in every business reply.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ReplyStatus {
+        pub returncode: String,
+        #[serde(default)]
+        pub returnmsg: String,
+    }
+
+    /// A successful reply: the status next to the payload's fields.
+    #[derive(Debug, Clone, Serialize)]
+    pub struct SuccessReply<'a, T> {
+        pub returncode: &'a str,
+        pub returnmsg: &'a str,
+        #[serde(flatten)]
+        pub data: &'a T,
+    }
+
+    /// A request that names only the seller (`CXSXED`).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct SellerRequest {
+        /// 纳税人识别号 of the seller.
+        pub nsrsbh: String,
+    }
+
+    /// `QDFPPLFM` request.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ReserveNumbersRequest {
+        pub nsrsbh: String,
+        /// 领用数量: how many numbers are asked for; the platform may grant fewer.
+        pub lysl: u32,
+    }
+
+    /// `QDFPPLFM` reply: an inclusive, contiguous range.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ReserveNumbersReply {
+        /// 发票起始号码.
+        pub fpqshm: InvoiceNumber,
+        /// 发票终止号码.
+        pub fpzzhm: InvoiceNumber,
+        /// 领用数量 granted.
+        pub lysl: u64,
+    }
+
+    /// `CXSXED` reply.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct QuotaReply {
+        /// 所属月份, `YYYYMM` in China time.
+        pub ssyf: String,
+        /// 总授信额度.
+        pub zsxed: Decimal,
+        /// 已下载额度.
+        pub yxzed: Decimal,
+        /// 可下载额度.
+        pub kxzed: Decimal,
+    }
+
+    /// `XZTHSXED` request.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct DownloadQuotaRequest {
+        pub nsrsbh: String,
+        /// 申请额度.
+        pub sqed: Decimal,
+        /// 申请类型: `0` download (the only one used).
+        pub sqlx: String,
+        /// 业务流水号: downloads under the same serial are granted once.
+        pub ywlsh: String,
+    }
+
+    /// `XZTHSXED` reply.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct DownloadQuotaReply {
+        pub ywlsh: String,
+        /// 下载额度: what was granted (less than asked near the end of the month's quota).
+        pub xzed: Decimal,
+    }
+
+    /// One invoice of a `QDFPSC` request.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct UploadedInvoice<'a> {
+        /// 发票号码.
+        pub fphm: InvoiceNumber,
+        /// 开票日期 (issue time).
+        pub kprq: DateTime<Utc>,
+        /// 发票内容.
+        pub fpnr: Cow<'a, InvoiceContent>,
+    }
+
+    /// `QDFPSC` request: invoices of one seller.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct UploadRequest<'a> {
+        pub nsrsbh: Cow<'a, str>,
+        pub fpxx: Vec<UploadedInvoice<'a>>,
+    }
+
+    /// `QDFPSC` reply.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct UploadReply {
+        /// 受理流水号.
+        pub sllsh: String,
+    }
+
+    /// `CXQDFPSCJG` request.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct UploadResultRequest {
+        pub nsrsbh: String,
+        pub sllsh: String,
+    }
+
+    /// 处理状态 of an upload.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum ProcessingState {
+        /// 处理中.
+        #[serde(rename = "0")]
+        Processing,
+        /// 处理完成.
+        #[serde(rename = "1")]
+        Done,
+    }
+
+    /// 上传状态 of one invoice.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum ItemState {
+        /// 成功: recorded.
+        #[serde(rename = "01")]
+        Recorded,
+        /// 失败: rejected, with `cwdm` and `cwxx`.
+        #[serde(rename = "02")]
+        Rejected,
+    }
+
+    /// One invoice's outcome in a `CXQDFPSCJG` reply.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct UploadItem {
+        pub fphm: InvoiceNumber,
+        pub sczt: ItemState,
+        /// 错误代码 (empty when recorded).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        pub cwdm: String,
+        /// 错误信息 (empty when recorded).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        pub cwxx: String,
+    }
+
+    /// `CXQDFPSCJG` reply.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct UploadResultReply {
+        pub clzt: ProcessingState,
+        /// 结果信息: empty while processing.
+        #[serde(default)]
+        pub jgxx: Vec<UploadItem>,
+    }
+
+    /// `CXQDFPXX` and `FPZTXXCX` request.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct InvoiceRequest {
+        pub nsrsbh: String,
+        pub fphm: InvoiceNumber,
+    }
+
+    /// 发票状态 of a recorded invoice.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum InvoiceState {
+        /// 正常.
+        #[serde(rename = "01")]
+        Normal,
+        /// 部分红冲.
+        #[serde(rename = "02")]
+        PartiallyReversed,
+        /// 全额红冲.
+        #[serde(rename = "03")]
+        FullyReversed,
+    }
+
+    /// 蓝字发票标志.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum ColourFlag {
+        /// 蓝字.
+        #[serde(rename = "0")]
+        Blue,
+        /// 红字.
+        #[serde(rename = "1")]
+        Red,
+    }
+
+    /// `CXQDFPXX` reply.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct InvoiceReply {
+        pub fphm: InvoiceNumber,
+        pub kprq: DateTime<Utc>,
+        /// 入库时间: when the platform recorded it.
+        pub rksj: DateTime<Utc>,
+        pub fpzt: InvoiceState,
+        pub fpnr: InvoiceContent,
+    }
+
+    /// `CXQDFPLB` request: one page of a seller's invoices issued on `kprq` (China time).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ListRequest {
+        pub nsrsbh: String,
+        pub kprq: NaiveDate,
+        /// 页码, from 0.
+        pub ym: u32,
+        /// 每页数量.
+        pub mysl: u32,
+    }
+
+    /// One row of a `CXQDFPLB` reply.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ListItem {
+        pub fphm: InvoiceNumber,
+        pub kprq: DateTime<Utc>,
+        pub lzfpbz: ColourFlag,
+        pub fpzt: InvoiceState,
+        /// 购买方名称.
+        pub gmfmc: String,
+        /// 购买方纳税人识别号.
+        #[serde(default)]
+        pub gmfnsrsbh: Option<TaxpayerId>,
+        /// 合计金额 (tax-exclusive).
+        pub hjje: Decimal,
+        /// 合计税额.
+        pub hjse: Decimal,
+        /// 请求流水号: the caller's request id as uploaded.
+        pub qqlsh: String,
+        /// Lowercase hex SM3 of the JSON of the content received.
+        pub nrsm3: String,
+    }
+
+    /// `CXQDFPLB` reply.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ListReply {
+        pub fplb: Vec<ListItem>,
+        /// 下一页页码, absent on the last page.
+        #[serde(default)]
+        pub xyym: Option<u32>,
+    }
+
+    /// A yes/no flag as the platform writes it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Flag {
+        Y,
+        N,
+    }
+
+    impl From<bool> for Flag {
+        fn from(value: bool) -> Self {
+            if value { Self::Y } else { Self::N }
+        }
+    }
+
+    impl From<Flag> for bool {
+        fn from(flag: Flag) -> Self {
+            flag == Flag::Y
+        }
+    }
+
+    /// `FPZTXXCX` reply.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct UsageReply {
+        pub fphm: InvoiceNumber,
+        /// 用途确认 (勾选抵扣) done.
+        pub ytqrbz: Flag,
+        /// 入账 done.
+        pub rzbz: Flag,
+    }
+}
+
+impl From<crate::platform::RemoteState> for messages::InvoiceState {
+    fn from(state: crate::platform::RemoteState) -> Self {
+        use crate::platform::RemoteState;
+        match state {
+            RemoteState::Normal => Self::Normal,
+            RemoteState::PartiallyReversed => Self::PartiallyReversed,
+            RemoteState::FullyReversed => Self::FullyReversed,
+        }
+    }
+}
+
+impl From<messages::InvoiceState> for crate::platform::RemoteState {
+    fn from(state: messages::InvoiceState) -> Self {
+        use messages::InvoiceState;
+        match state {
+            InvoiceState::Normal => Self::Normal,
+            InvoiceState::PartiallyReversed => Self::PartiallyReversed,
+            InvoiceState::FullyReversed => Self::FullyReversed,
+        }
+    }
+}
+
+impl From<fapiao_invoice::model::Colour> for messages::ColourFlag {
+    fn from(colour: fapiao_invoice::model::Colour) -> Self {
+        match colour {
+            fapiao_invoice::model::Colour::Blue => Self::Blue,
+            fapiao_invoice::model::Colour::Red => Self::Red,
+        }
+    }
+}
+
+impl From<messages::ColourFlag> for fapiao_invoice::model::Colour {
+    fn from(flag: messages::ColourFlag) -> Self {
+        match flag {
+            messages::ColourFlag::Blue => Self::Blue,
+            messages::ColourFlag::Red => Self::Red,
+        }
+    }
 }

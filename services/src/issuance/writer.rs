@@ -1,0 +1,71 @@
+//! The issuing writer: one task that takes queued invoices and issues them in batches, one
+//! transaction per batch. Batching is what lets SQLite's single writer and a PostgreSQL row lock
+//! on the seller's number range keep up with thousands of invoices a second; a batch is whatever
+//! queued while the previous one committed, so under light load it is a single invoice and adds
+//! no latency.
+
+use super::Shared;
+use super::supply::SupplyHandle;
+use crate::store::{IssueItem, IssueOutcome};
+use std::sync::Arc;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// One invoice waiting to be issued, and where to send its outcome (`Err` when the batch's
+/// transaction failed: nothing of it was written, the caller may retry).
+#[derive(Debug)]
+pub struct Job {
+    pub item: IssueItem,
+    pub reply: oneshot::Sender<Result<IssueOutcome, ()>>,
+}
+
+/// Start the writer. It stops when every sender of the queue is dropped, after issuing what was
+/// queued, so a graceful shutdown loses nothing that was accepted.
+pub fn spawn(
+    shared: Shared,
+    mut queue: mpsc::Receiver<Job>,
+    max_batch: usize,
+    uploads: Arc<Notify>,
+    supply: SupplyHandle,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
+        while let Some(first) = queue.recv().await {
+            jobs.push(first);
+            while jobs.len() < max_batch {
+                match queue.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            let items: Vec<IssueItem> = jobs.iter().map(|j| j.item.clone()).collect();
+            let now = shared.clock.now();
+            match shared.store.issue_batch(&items, now).await {
+                Ok(outcomes) => {
+                    let issued = outcomes
+                        .iter()
+                        .any(|o| matches!(o, IssueOutcome::Issued(_)));
+                    for (job, outcome) in jobs.drain(..).zip(outcomes) {
+                        let _ = job.reply.send(Ok(outcome));
+                    }
+                    if issued {
+                        shared.bump();
+                        uploads.notify_one();
+                        supply.wake();
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        batch = items.len(),
+                        "issuing a batch failed; nothing of it was stored"
+                    );
+                    for job in jobs.drain(..) {
+                        let _ = job.reply.send(Err(()));
+                    }
+                }
+            }
+        }
+        tracing::debug!("issuing writer stopped");
+    })
+}

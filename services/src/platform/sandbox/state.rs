@@ -1,0 +1,710 @@
+//! What the sandbox platform knows: reserved number ranges, quota, uploads and recorded invoices.
+//!
+//! Every change is an [`Event`]: an operation first decides (reading the state, the time passed
+//! in) and returns the events it wants, then [`State::apply`] makes them happen. Replaying a journal
+//! is applying its events again. It must not do I/O, read a clock or sleep; lookups are hash or
+//! B-tree lookups, never scans of all invoices (except the admin listing).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use fapiao_invoice::model::InvoiceContent;
+use fapiao_invoice::number::InvoiceNumber;
+use fapiao_invoice::taxpayer::{TaxpayerId, TaxpayerIdKind};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::checks::{self, BlueView, Rejection};
+use crate::clock::{china_day, china_offset};
+use crate::platform::protocol::messages::codes;
+use crate::platform::{RemoteState, UploadItemResult, UsageStatus};
+
+/// The fixed settings the state is run with.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub channel: u8,
+    pub default_region: u8,
+    pub numbers_per_seller: u64,
+    pub max_range: u32,
+    pub monthly_quota: Decimal,
+    /// Per-seller allotment and monthly quota from the configuration.
+    pub overrides: HashMap<TaxpayerId, (Option<u64>, Option<Decimal>)>,
+}
+
+/// One change of state, as journaled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub(crate) enum Event {
+    Reserved {
+        seller: TaxpayerId,
+        first: InvoiceNumber,
+        last: InvoiceNumber,
+    },
+    QuotaDownloaded {
+        seller: TaxpayerId,
+        /// `YYYYMM`, China time.
+        month: u32,
+        serial: String,
+        granted: Decimal,
+    },
+    Recorded {
+        seller: TaxpayerId,
+        number: InvoiceNumber,
+        issued_at: DateTime<Utc>,
+        recorded_at: DateTime<Utc>,
+        content_sm3: String,
+        content: Box<InvoiceContent>,
+    },
+    UploadAccepted {
+        receipt: String,
+        seller: TaxpayerId,
+        ready_at: DateTime<Utc>,
+        items: Vec<UploadItemResult>,
+    },
+    AllotmentSet {
+        seller: TaxpayerId,
+        allotment: u64,
+    },
+    MonthlyQuotaSet {
+        seller: TaxpayerId,
+        quota: Decimal,
+    },
+    UsageSet {
+        number: InvoiceNumber,
+        usage: UsageStatus,
+    },
+}
+
+/// A recorded invoice.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    pub seller: TaxpayerId,
+    pub issued_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub content: InvoiceContent,
+    pub content_sm3: String,
+    /// Tax-inclusive amount reversed by recorded red invoices (positive).
+    pub reversed: Decimal,
+    pub usage: UsageStatus,
+}
+
+impl Record {
+    pub fn state(&self) -> RemoteState {
+        if self.reversed.is_zero() {
+            RemoteState::Normal
+        } else if self.reversed >= self.content.totals.total {
+            RemoteState::FullyReversed
+        } else {
+            RemoteState::PartiallyReversed
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SellerState {
+    reserved: u64,
+    allotment: u64,
+    monthly_quota: Decimal,
+    downloaded: HashMap<u32, Decimal>,
+}
+
+#[derive(Debug, Clone)]
+struct Upload {
+    seller: TaxpayerId,
+    ready_at: DateTime<Utc>,
+    items: Vec<UploadItemResult>,
+}
+
+/// The seller's quota of one month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QuotaView {
+    pub month: u32,
+    pub total: Decimal,
+    pub downloaded: Decimal,
+    pub available: Decimal,
+}
+
+/// The answer to a quota download.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Grant {
+    /// Already granted under this serial: the same amount, nothing new.
+    Repeat(Decimal),
+    /// A new grant, to be committed.
+    New(Decimal, Event),
+}
+
+/// An uploaded invoice, decoded and hashed before the state is locked.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub number: InvoiceNumber,
+    pub issued_at: DateTime<Utc>,
+    pub content: InvoiceContent,
+    pub content_sm3: String,
+}
+
+/// What the platform makes of one uploaded invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Judgement {
+    /// New and valid: record it.
+    Accept,
+    /// Already recorded with the same content: recorded again, idempotently.
+    Duplicate,
+    Reject(Rejection),
+}
+
+/// An upload's result as a query sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UploadView<'a> {
+    Pending,
+    Done(&'a [UploadItemResult]),
+}
+
+/// A seller's allotment and quota, as the admin API shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SellerView {
+    pub tax_id: String,
+    pub numbers_reserved: u64,
+    pub numbers_remaining: u64,
+    pub monthly_quota: Decimal,
+}
+
+/// The platform's whole state.
+#[derive(Debug)]
+pub(crate) struct State {
+    settings: Settings,
+    next_sequence: HashMap<(u8, u8, u8), u64>,
+    /// First number of each reserved range → (last number, seller).
+    ranges: BTreeMap<InvoiceNumber, (InvoiceNumber, TaxpayerId)>,
+    sellers: HashMap<TaxpayerId, SellerState>,
+    grants: HashMap<(TaxpayerId, String), Decimal>,
+    invoices: HashMap<InvoiceNumber, Record>,
+    by_day: HashMap<(TaxpayerId, NaiveDate), Vec<InvoiceNumber>>,
+    uploads: HashMap<String, Upload>,
+}
+
+impl State {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            next_sequence: HashMap::new(),
+            ranges: BTreeMap::new(),
+            sellers: HashMap::new(),
+            grants: HashMap::new(),
+            invoices: HashMap::new(),
+            by_day: HashMap::new(),
+            uploads: HashMap::new(),
+        }
+    }
+
+    /// Makes an event happen.
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::Reserved {
+                seller,
+                first,
+                last,
+            } => self.apply_reserved(seller, first, last),
+            Event::QuotaDownloaded {
+                seller,
+                month,
+                serial,
+                granted,
+            } => {
+                *self
+                    .seller_mut(&seller)
+                    .downloaded
+                    .entry(month)
+                    .or_default() += granted;
+                self.grants.insert((seller, serial), granted);
+            }
+            Event::Recorded {
+                seller,
+                number,
+                issued_at,
+                recorded_at,
+                content_sm3,
+                content,
+            } => self.apply_recorded(
+                Record {
+                    seller,
+                    issued_at,
+                    recorded_at,
+                    content: *content,
+                    content_sm3,
+                    reversed: Decimal::ZERO,
+                    usage: UsageStatus {
+                        used_for_deduction: false,
+                        booked: false,
+                    },
+                },
+                number,
+            ),
+            Event::UploadAccepted {
+                receipt,
+                seller,
+                ready_at,
+                items,
+            } => {
+                self.uploads.insert(
+                    receipt,
+                    Upload {
+                        seller,
+                        ready_at,
+                        items,
+                    },
+                );
+            }
+            Event::AllotmentSet { seller, allotment } => {
+                self.seller_mut(&seller).allotment = allotment;
+            }
+            Event::MonthlyQuotaSet { seller, quota } => {
+                self.seller_mut(&seller).monthly_quota = quota;
+            }
+            Event::UsageSet { number, usage } => {
+                if let Some(record) = self.invoices.get_mut(&number) {
+                    record.usage = usage;
+                }
+            }
+        }
+    }
+
+    fn apply_reserved(&mut self, seller: TaxpayerId, first: InvoiceNumber, last: InvoiceNumber) {
+        let key = (first.year(), first.region(), first.channel());
+        let next = self.next_sequence.entry(key).or_default();
+        *next = (*next).max(last.sequence().saturating_add(1));
+        let count = last.sequence().saturating_sub(first.sequence()) + 1;
+        let state = self.seller_mut(&seller);
+        state.reserved = state.reserved.saturating_add(count);
+        self.ranges.insert(first, (last, seller));
+    }
+
+    fn apply_recorded(&mut self, record: Record, number: InvoiceNumber) {
+        if let Some(reference) = &record.content.red
+            && let Some(blue) = self.invoices.get_mut(&reference.blue_number)
+        {
+            blue.reversed -= record.content.totals.total;
+        }
+        self.by_day
+            .entry((record.seller.clone(), china_day(record.issued_at)))
+            .or_default()
+            .push(number);
+        self.invoices.insert(number, record);
+    }
+
+    fn seller_mut(&mut self, seller: &TaxpayerId) -> &mut SellerState {
+        if !self.sellers.contains_key(seller) {
+            let fresh = self.fresh_seller(seller);
+            self.sellers.insert(seller.clone(), fresh);
+        }
+        self.sellers
+            .get_mut(seller)
+            .expect("the seller was inserted just above")
+    }
+
+    fn fresh_seller(&self, seller: &TaxpayerId) -> SellerState {
+        let (numbers, quota) = self
+            .settings
+            .overrides
+            .get(seller)
+            .copied()
+            .unwrap_or_default();
+        SellerState {
+            reserved: 0,
+            allotment: numbers.unwrap_or(self.settings.numbers_per_seller),
+            monthly_quota: quota.unwrap_or(self.settings.monthly_quota),
+            downloaded: HashMap::new(),
+        }
+    }
+
+    fn seller(&self, seller: &TaxpayerId) -> SellerState {
+        self.sellers
+            .get(seller)
+            .cloned()
+            .unwrap_or_else(|| self.fresh_seller(seller))
+    }
+
+    /// The first and last number of up to `count` numbers to reserve for the seller, continuing the
+    /// shared sequence of the seller's (year, region, channel). Commit them as [`Event::Reserved`].
+    pub fn reserve(
+        &self,
+        seller: &TaxpayerId,
+        count: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(InvoiceNumber, InvoiceNumber), Rejection> {
+        if count == 0 {
+            return Err(Rejection::new(codes::REQUEST_INVALID, "领用数量必须大于0"));
+        }
+        let exhausted =
+            || Rejection::new(codes::NUMBERS_EXHAUSTED, "该纳税人可领用的发票号码已用完");
+        let (reserved, allotment) = match self.sellers.get(seller) {
+            Some(s) => (s.reserved, s.allotment),
+            None => (0, self.fresh_seller(seller).allotment),
+        };
+        let key = (
+            china_year(now),
+            region_of(seller, self.settings.default_region),
+            self.settings.channel,
+        );
+        let next = self
+            .next_sequence
+            .get(&key)
+            .copied()
+            .unwrap_or_else(|| sequence_floor(now));
+        let room = (InvoiceNumber::SEQUENCE_MAX + 1).saturating_sub(next);
+        let granted = u64::from(count.min(self.settings.max_range))
+            .min(allotment.saturating_sub(reserved))
+            .min(room);
+        if granted == 0 {
+            return Err(exhausted());
+        }
+        let first = InvoiceNumber::new(key.0, key.1, key.2, next).map_err(|_| exhausted())?;
+        let last =
+            InvoiceNumber::new(key.0, key.1, key.2, next + granted - 1).map_err(|_| exhausted())?;
+        Ok((first, last))
+    }
+
+    /// The seller's quota in the month of `now`.
+    pub fn quota(&self, seller: &TaxpayerId, now: DateTime<Utc>) -> QuotaView {
+        let month = china_month(now);
+        let state = self.seller(seller);
+        let downloaded = state.downloaded.get(&month).copied().unwrap_or_default();
+        QuotaView {
+            month,
+            total: state.monthly_quota,
+            downloaded,
+            available: (state.monthly_quota - downloaded).max(Decimal::ZERO),
+        }
+    }
+
+    /// Grants up to `amount` of this month's quota under `serial`, once per serial.
+    pub fn download(
+        &self,
+        seller: &TaxpayerId,
+        amount: Decimal,
+        serial: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Grant, Rejection> {
+        if amount <= Decimal::ZERO || amount.normalize().scale() > 2 {
+            return Err(Rejection::new(
+                codes::QUOTA_AMOUNT_INVALID,
+                "申请额度必须大于0且最多两位小数",
+            ));
+        }
+        if serial.trim().is_empty() {
+            return Err(Rejection::new(codes::REQUEST_INVALID, "业务流水号不能为空"));
+        }
+        if let Some(granted) = self.grants.get(&(seller.clone(), serial.to_owned())) {
+            return Ok(Grant::Repeat(*granted));
+        }
+        let quota = self.quota(seller, now);
+        if quota.available <= Decimal::ZERO {
+            return Err(Rejection::new(
+                codes::QUOTA_INSUFFICIENT,
+                "本月可用授信额度不足",
+            ));
+        }
+        let granted = amount.min(quota.available);
+        Ok(Grant::New(
+            granted,
+            Event::QuotaDownloaded {
+                seller: seller.clone(),
+                month: quota.month,
+                serial: serial.to_owned(),
+                granted,
+            },
+        ))
+    }
+
+    /// The seller a number was reserved for.
+    fn assigned_to(&self, number: &InvoiceNumber) -> Option<&TaxpayerId> {
+        self.ranges
+            .range(..=*number)
+            .next_back()
+            .filter(|(_, (last, _))| number <= last)
+            .map(|(_, (_, seller))| seller)
+    }
+
+    /// What to do with one uploaded invoice of `seller`.
+    pub fn judge(&self, seller: &TaxpayerId, invoice: &Prepared) -> Judgement {
+        if let Some(record) = self.invoices.get(&invoice.number) {
+            return if record.seller == *seller && record.content == invoice.content {
+                Judgement::Duplicate
+            } else {
+                Judgement::Reject(Rejection::new(
+                    codes::NUMBER_CONFLICT,
+                    format!("发票号码{}已上传，且内容与本次上传不一致", invoice.number),
+                ))
+            };
+        }
+        if self.assigned_to(&invoice.number) != Some(seller) {
+            return Judgement::Reject(Rejection::new(
+                codes::NUMBER_NOT_ASSIGNED,
+                format!("发票号码{}未分配给该纳税人", invoice.number),
+            ));
+        }
+        let checked = checks::content(seller, &invoice.content).and_then(|()| {
+            let blue = invoice.content.red.as_ref().and_then(|reference| {
+                self.invoices
+                    .get(&reference.blue_number)
+                    .map(|record| BlueView {
+                        seller: &record.seller,
+                        content: &record.content,
+                        reversed: record.reversed,
+                    })
+            });
+            checks::red_reference(seller, &invoice.content, blue)
+        });
+        match checked {
+            Ok(()) => Judgement::Accept,
+            Err(rejection) => Judgement::Reject(rejection),
+        }
+    }
+
+    /// The result of an upload of `seller`, `None` when unknown.
+    pub fn upload_result(
+        &self,
+        seller: &TaxpayerId,
+        receipt: &str,
+        now: DateTime<Utc>,
+    ) -> Option<UploadView<'_>> {
+        let upload = self.uploads.get(receipt).filter(|u| u.seller == *seller)?;
+        Some(if now < upload.ready_at {
+            UploadView::Pending
+        } else {
+            UploadView::Done(&upload.items)
+        })
+    }
+
+    /// A recorded invoice of `seller`.
+    pub fn invoice(&self, seller: &TaxpayerId, number: &InvoiceNumber) -> Option<&Record> {
+        self.invoices.get(number).filter(|r| r.seller == *seller)
+    }
+
+    /// Whether any seller has recorded `number`.
+    pub fn is_recorded(&self, number: &InvoiceNumber) -> bool {
+        self.invoices.contains_key(number)
+    }
+
+    /// One page of the seller's invoices issued on `day`, ordered by number, and the next page.
+    pub fn day_page(
+        &self,
+        seller: &TaxpayerId,
+        day: NaiveDate,
+        page: u32,
+        page_size: u32,
+    ) -> (Vec<(InvoiceNumber, &Record)>, Option<u32>) {
+        let Some(numbers) = self.by_day.get(&(seller.clone(), day)) else {
+            return (Vec::new(), None);
+        };
+        let mut sorted = numbers.clone();
+        sorted.sort_unstable();
+        let size = usize::try_from(page_size).unwrap_or(usize::MAX);
+        let start = usize::try_from(page)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(size);
+        let items = sorted
+            .iter()
+            .skip(start)
+            .take(size)
+            .filter_map(|n| self.invoices.get(n).map(|r| (*n, r)))
+            .collect();
+        let next = (start.saturating_add(size) < sorted.len())
+            .then(|| page.checked_add(1))
+            .flatten();
+        (items, next)
+    }
+
+    /// The admin's change of a seller's remaining allotment and monthly quota.
+    pub fn set_seller(
+        &self,
+        seller: &TaxpayerId,
+        numbers_remaining: Option<u64>,
+        monthly_quota: Option<Decimal>,
+    ) -> Vec<Event> {
+        let reserved = self.seller(seller).reserved;
+        let allotment = numbers_remaining.map(|remaining| Event::AllotmentSet {
+            seller: seller.clone(),
+            allotment: reserved.saturating_add(remaining),
+        });
+        let quota = monthly_quota.map(|quota| Event::MonthlyQuotaSet {
+            seller: seller.clone(),
+            quota,
+        });
+        allotment.into_iter().chain(quota).collect()
+    }
+
+    pub fn seller_view(&self, seller: &TaxpayerId) -> SellerView {
+        let state = self.seller(seller);
+        SellerView {
+            tax_id: seller.to_string(),
+            numbers_reserved: state.reserved,
+            numbers_remaining: state.allotment.saturating_sub(state.reserved),
+            monthly_quota: state.monthly_quota,
+        }
+    }
+
+    /// Every number recorded for the seller, ascending (admin only: a scan).
+    pub fn numbers_of(&self, seller: &TaxpayerId) -> Vec<InvoiceNumber> {
+        let mut numbers: Vec<InvoiceNumber> = self
+            .invoices
+            .iter()
+            .filter(|(_, r)| r.seller == *seller)
+            .map(|(n, _)| *n)
+            .collect();
+        numbers.sort_unstable();
+        numbers
+    }
+}
+
+/// Last two digits of the China-time year.
+fn china_year(now: DateTime<Utc>) -> u8 {
+    let year = now.with_timezone(&china_offset()).year();
+    u8::try_from(year.rem_euclid(100)).unwrap_or(0)
+}
+
+/// `YYYYMM` of the China-time month.
+fn china_month(now: DateTime<Utc>) -> u32 {
+    let local = now.with_timezone(&china_offset());
+    u32::try_from(local.year()).unwrap_or(0) * 100 + local.month()
+}
+
+/// The province digits of a seller: characters 3–4 of a unified social credit code, 1–2 of the
+/// other kinds (which start with a region or ID-card code); `default` when they are not digits.
+fn region_of(seller: &TaxpayerId, default: u8) -> u8 {
+    let text = seller.as_str().as_bytes();
+    let digits = match seller.kind() {
+        TaxpayerIdKind::Uscc => text.get(2..4),
+        _ => text.get(0..2),
+    };
+    match digits {
+        Some([tens, ones]) if tens.is_ascii_digit() && ones.is_ascii_digit() => {
+            (tens - b'0') * 10 + (ones - b'0')
+        }
+        _ => default,
+    }
+}
+
+/// Where a (year, region, channel) sequence starts when nothing was reserved in it yet: the
+/// milliseconds since the start of the China-time year, times 1000. A memory-only sandbox restarted
+/// later thus starts above what it handed out before (unless it handed out more than 1000 numbers
+/// per millisecond), so an issuer keeping its numbers does not get them twice.
+fn sequence_floor(now: DateTime<Utc>) -> u64 {
+    let local = now.with_timezone(&china_offset()).naive_local();
+    let start = NaiveDate::from_ymd_opt(local.year(), 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .unwrap_or(local);
+    let millis = u64::try_from((local - start).num_milliseconds()).unwrap_or(0);
+    millis
+        .saturating_mul(1000)
+        .clamp(1, InvoiceNumber::SEQUENCE_MAX / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn settings() -> Settings {
+        Settings {
+            channel: 2,
+            default_region: 31,
+            numbers_per_seller: 25,
+            max_range: 10,
+            monthly_quota: Decimal::new(100_000, 2),
+            overrides: HashMap::new(),
+        }
+    }
+
+    fn id(text: &str) -> TaxpayerId {
+        TaxpayerId::parse(text).unwrap()
+    }
+
+    fn reserve(
+        state: &mut State,
+        seller: &TaxpayerId,
+        count: u32,
+        now: DateTime<Utc>,
+    ) -> (InvoiceNumber, InvoiceNumber) {
+        let (first, last) = state.reserve(seller, count, now).unwrap();
+        state.apply(Event::Reserved {
+            seller: seller.clone(),
+            first,
+            last,
+        });
+        (first, last)
+    }
+
+    #[test]
+    fn reservations_share_a_sequence_and_stop_at_the_allotment() {
+        let now = Utc.with_ymd_and_hms(2026, 3, 1, 2, 0, 0).unwrap();
+        let mut state = State::new(settings());
+        let a = id("91310000MA1FP00011");
+        let (first, last) = reserve(&mut state, &a, 50, now);
+        assert_eq!((first.year(), first.region(), first.channel()), (26, 31, 2));
+        assert_eq!(
+            last.sequence() - first.sequence() + 1,
+            10,
+            "capped by max_range"
+        );
+        let (next, _) = reserve(&mut state, &a, 5, now);
+        assert_eq!(next.sequence(), last.sequence() + 1);
+        let (_, end) = reserve(&mut state, &a, 50, now);
+        assert_eq!(state.seller_view(&a).numbers_remaining, 0);
+        assert_eq!(
+            state.reserve(&a, 1, now).unwrap_err().code,
+            "FPHM_EXHAUSTED"
+        );
+        assert!(state.assigned_to(&end) == Some(&a));
+        assert!(state.assigned_to(&end.next().unwrap()).is_none());
+    }
+
+    #[test]
+    fn regions_come_from_the_tax_id() {
+        assert_eq!(region_of(&id("91310000MA1FP00011"), 99), 31);
+        assert_eq!(region_of(&id("110101199003074477"), 99), 11);
+    }
+
+    #[test]
+    fn the_sequence_floor_grows_through_the_year() {
+        let early = Utc.with_ymd_and_hms(2025, 12, 31, 16, 0, 1).unwrap();
+        let later = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+        assert_eq!(sequence_floor(early), 1_000_000);
+        assert!(sequence_floor(later) > sequence_floor(early));
+        assert!(sequence_floor(later) < InvoiceNumber::SEQUENCE_MAX / 2);
+    }
+
+    #[test]
+    fn quota_is_granted_once_per_serial() {
+        let now = Utc.with_ymd_and_hms(2026, 3, 1, 2, 0, 0).unwrap();
+        let mut state = State::new(settings());
+        let a = id("91310000MA1FP00011");
+        let Grant::New(granted, event) = state
+            .download(&a, Decimal::new(60_000, 2), "S1", now)
+            .unwrap()
+        else {
+            panic!("expected a new grant");
+        };
+        assert_eq!(granted, Decimal::new(60_000, 2));
+        state.apply(event);
+        assert_eq!(
+            state.download(&a, Decimal::ONE, "S1", now).unwrap(),
+            Grant::Repeat(Decimal::new(60_000, 2))
+        );
+        let Grant::New(rest, event) = state
+            .download(&a, Decimal::new(60_000, 2), "S2", now)
+            .unwrap()
+        else {
+            panic!("expected a new grant");
+        };
+        assert_eq!(rest, Decimal::new(40_000, 2));
+        state.apply(event);
+        assert_eq!(
+            state
+                .download(&a, Decimal::ONE, "S3", now)
+                .unwrap_err()
+                .code,
+            "SXED_INSUFFICIENT"
+        );
+        assert_eq!(state.quota(&a, now).month, 202603);
+    }
+}

@@ -1,0 +1,71 @@
+//! Sample invoices for tests: valid by default, easy to vary.
+
+use fapiao_invoice::catalog::TaxCodeCatalog;
+use fapiao_invoice::limits::Limits;
+use fapiao_invoice::model::{
+    BuyerDraft, InvoiceContent, InvoiceDraft, InvoiceKind, LineDraft, LineNature, PricingMode,
+    SellerDraft,
+};
+use fapiao_invoice::validate::Validator;
+use fapiao_proto::v1;
+
+/// The seller of the embedded defaults.
+pub const DEMO_SELLER: &str = "91310000MA1FP00011";
+/// A valid buyer taxpayer id.
+pub const BUYER: &str = "91110302MA01NP925M";
+
+/// A valid blue 专票 for the demo seller: one line of software development at 6 % for `amount`.
+pub fn input(request_id: &str, amount: &str) -> v1::InvoiceInput {
+    v1::InvoiceInput {
+        seller_tax_id: DEMO_SELLER.into(),
+        request_id: request_id.into(),
+        kind: v1::InvoiceKind::Special.into(),
+        pricing_mode: v1::PricingMode::TaxExclusive.into(),
+        drawer: "张三".into(),
+        buyer: Some(v1::BuyerInput {
+            name: "北京某某信息技术有限公司".into(),
+            tax_id: BUYER.into(),
+            ..Default::default()
+        }),
+        lines: vec![v1::LineInput {
+            item_name: "软件开发".into(),
+            tax_code: "3040201010000000000".into(),
+            amount: amount.into(),
+            tax_rate: "6%".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// The same invoice as [`input`], validated into domain content (for store-level tests).
+pub fn content(seller_tax_id: &str, request_id: &str, amount: &str) -> InvoiceContent {
+    let draft = InvoiceDraft {
+        request_id: request_id.into(),
+        kind: Some(InvoiceKind::Special),
+        seller: SellerDraft {
+            tax_id: seller_tax_id.into(),
+            name: "上海发票示例科技有限公司".into(),
+            ..Default::default()
+        },
+        buyer: BuyerDraft {
+            name: "北京某某信息技术有限公司".into(),
+            tax_id: BUYER.into(),
+            ..Default::default()
+        },
+        pricing: Some(PricingMode::TaxExclusive),
+        lines: vec![LineDraft {
+            item_name: "软件开发".into(),
+            tax_code: "3040201010000000000".into(),
+            amount: amount.into(),
+            tax_rate: "6%".into(),
+            nature: LineNature::Normal,
+            ..Default::default()
+        }],
+        drawer: "张三".into(),
+        ..Default::default()
+    };
+    Validator::new(&TaxCodeCatalog::bundled(), &Limits::default())
+        .validate(&draft)
+        .unwrap_or_else(|v| panic!("the sample invoice is invalid: {v:?}"))
+}
