@@ -63,7 +63,7 @@ pub struct TestApp {
     /// Base URL of the in-process sandbox platform (its admin API is under `/admin/`).
     pub sandbox_url: Option<String>,
     /// The database (and temporary folder) the server uses; dropped after the server.
-    pub database: db::TestDatabase,
+    database: Option<db::TestDatabase>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -87,6 +87,19 @@ impl TestApp {
                 .as_deref()
                 .expect("the server runs the in-process sandbox")
         )
+    }
+
+    /// Stop the server gracefully and hand back its database (and data folder) for a restart.
+    pub async fn stop(mut self) -> anyhow::Result<db::TestDatabase> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await??;
+        }
+        self.database
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("the database was already taken"))
     }
 
     /// Ask the server to stop and wait until it has: what `run` returned.
@@ -148,7 +161,7 @@ pub async fn spawn_app_on(
         address,
         channel,
         sandbox_url,
-        database,
+        database: Some(database),
         stop: Some(stop),
         task: Some(task),
     })

@@ -113,3 +113,69 @@ async fn the_wrong_role_or_seller_is_permission_denied() {
         .unwrap_err();
     assert_eq!(unknown.code(), Code::PermissionDenied);
 }
+
+#[tokio::test]
+async fn issuing_reading_and_listing_check_role_and_seller() {
+    let app = app().await;
+    let issue = || v1::IssueInvoiceRequest {
+        invoice: request(DEMO_SELLER).invoice,
+        ..Default::default()
+    };
+    let anonymous =
+        fapiao_proto::v1::issuance_service_client::IssuanceServiceClient::new(app.channel.clone())
+            .issue_invoice(issue())
+            .await
+            .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let auditor = app
+        .issuance_as("test-auditor-token-01")
+        .issue_invoice(issue())
+        .await
+        .unwrap_err();
+    assert_eq!(auditor.code(), Code::PermissionDenied);
+    let other = app
+        .issuance_as("test-other-seller-001")
+        .issue_invoice(issue())
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::PermissionDenied);
+
+    let number = app
+        .issuance()
+        .issue_invoice(issue())
+        .await
+        .expect("the seller's issuer may issue")
+        .into_inner()
+        .invoice
+        .unwrap()
+        .invoice_number;
+    // Another seller's issuer cannot read it, and cannot even learn that it exists.
+    let hidden = app
+        .issuance_as("test-other-seller-001")
+        .get_invoice(v1::GetInvoiceRequest {
+            key: Some(v1::get_invoice_request::Key::InvoiceNumber(number)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(hidden.code(), Code::NotFound);
+    let listing = app
+        .issuance_as("test-other-seller-001")
+        .list_invoices(v1::ListInvoicesRequest {
+            seller_tax_id: DEMO_SELLER.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(listing.code(), Code::PermissionDenied);
+    let watching = app
+        .issuance_as("test-other-seller-001")
+        .watch_invoices(v1::WatchInvoicesRequest {
+            seller_tax_ids: vec![DEMO_SELLER.into()],
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(watching.code(), Code::PermissionDenied);
+}
