@@ -31,7 +31,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// Everything the services share, built once from the configuration.
 #[derive(Debug)]
@@ -248,7 +247,11 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(issuance_service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping)
+        // Without TCP_NODELAY small responses wait for the peer's delayed ACK (~40 ms each).
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            stopping,
+        )
         .await
         .context("serving gRPC");
     background.finish().await;

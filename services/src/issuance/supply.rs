@@ -50,8 +50,8 @@ pub struct QuotaConfig {
 impl Default for QuotaConfig {
     fn default() -> Self {
         Self {
-            download: Decimal::new(100_000_000, 2),
-            low_watermark: Decimal::new(20_000_000, 2),
+            download: Decimal::new(1_000_000_000, 2),
+            low_watermark: Decimal::new(500_000_000, 2),
         }
     }
 }

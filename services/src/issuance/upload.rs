@@ -347,12 +347,15 @@ fn group(claimed: Vec<DueUpload>, batch_size: usize) -> Vec<Group> {
 async fn run_group(shared: &Shared, config: &UploadConfig, group: Group) -> Vec<UploadUpdate> {
     match group {
         Group::Send(seller, items) => {
+            // SEND work is always claimed with its content.
             let invoices: Vec<IssuedInvoice> = items
                 .iter()
-                .map(|i| IssuedInvoice {
-                    number: i.number,
-                    issued_at: i.issued_at,
-                    content: i.content.clone(),
+                .filter_map(|i| {
+                    Some(IssuedInvoice {
+                        number: i.number,
+                        issued_at: i.issued_at,
+                        content: i.content.clone()?,
+                    })
                 })
                 .collect();
             let result = shared.platform.upload(&seller, &invoices).await;
@@ -512,7 +515,7 @@ mod tests {
             attempts,
             receipt: None,
             issued_at: now(),
-            content,
+            content: Some(content),
         }
     }
 
@@ -690,7 +693,7 @@ mod tests {
             issued_at: now(),
             recorded_at: now(),
             state: crate::platform::RemoteState::Normal,
-            content: i.content.clone(),
+            content: i.content.clone().unwrap(),
         };
         let u = after_query(&i, &Ok(Some(remote)), now(), &config());
         assert_eq!(u.state, Some(InvoiceState::Recorded));

@@ -274,7 +274,8 @@ async fn sqlite_pool(max: u32, options: &StoreOptions) -> anyhow::Result<AnyPool
             Box::pin(async move {
                 conn.execute(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON",
+                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                     PRAGMA cache_size = -65536",
                 )
                 .await?;
                 Ok(())

@@ -59,7 +59,8 @@ pub struct DueUpload {
     pub attempts: u32,
     pub receipt: Option<String>,
     pub issued_at: DateTime<Utc>,
-    pub content: InvoiceContent,
+    /// The content, for `SEND` work only.
+    pub content: Option<InvoiceContent>,
 }
 
 /// One upload attempt's outcome, for the attempts table (success rate, alerting).
@@ -112,10 +113,12 @@ impl Store {
         let sql = format!(
             "UPDATE invoices SET next_attempt_at = $1 WHERE invoice_number IN ( \
                SELECT invoice_number FROM invoices \
-               WHERE next_attempt_at <= $2 AND upload_phase IN ('SEND', 'POLL', 'QUERY') \
+               WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $2 \
+                 AND upload_phase IN ('SEND', 'POLL', 'QUERY') \
                ORDER BY next_attempt_at LIMIT $3{}) \
              RETURNING invoice_number, seller_tax_id, request_id, colour, state, upload_phase, \
-               upload_attempts, upload_receipt, issued_at, content",
+               upload_attempts, upload_receipt, issued_at, \
+               CASE WHEN upload_phase = 'SEND' THEN content ELSE NULL END AS content",
             self.skip_locked()
         );
         let rows = sqlx::query(&sql)
@@ -131,7 +134,8 @@ impl Store {
                 let state: String = row.try_get("state")?;
                 let phase: String = row.try_get("upload_phase")?;
                 let attempts: i64 = row.try_get("upload_attempts")?;
-                let content: String = row.try_get("content")?;
+                // Only uploads need the content; polls and queries go by number.
+                let content: Option<String> = row.try_get("content")?;
                 Ok(DueUpload {
                     number: number.parse().context("invoice number in the store")?,
                     seller_tax_id: row.try_get("seller_tax_id")?,
@@ -142,7 +146,9 @@ impl Store {
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                     receipt: row.try_get("upload_receipt")?,
                     issued_at: from_micros(row.try_get("issued_at")?),
-                    content: serde_json::from_str(&content).context("invoice content")?,
+                    content: content
+                        .map(|c| serde_json::from_str(&c).context("invoice content"))
+                        .transpose()?,
                 })
             })
             .collect()
@@ -298,8 +304,7 @@ impl Store {
     /// The earliest `next_attempt_at` among waiting uploads, so the worker can sleep until then.
     pub async fn next_upload_due(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
         let row = sqlx::query(
-            "SELECT MIN(next_attempt_at) AS due FROM invoices \
-             WHERE upload_phase IN ('SEND', 'POLL', 'QUERY')",
+            "SELECT MIN(next_attempt_at) AS due FROM invoices WHERE next_attempt_at IS NOT NULL",
         )
         .fetch_one(&self.read)
         .await

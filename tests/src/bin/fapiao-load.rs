@@ -169,7 +169,7 @@ type Client =
 
 async fn issue_one(mut client: Client, n: u64, run: &str) -> Result<(), String> {
     let request = IssueInvoiceRequest {
-        invoice: Some(sample::input(&format!("{run}-{n}"), "1000.00")),
+        invoice: Some(sample::input(&format!("{run}-{n}"), "100.00")),
         ..Default::default()
     };
     client

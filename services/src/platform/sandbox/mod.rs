@@ -330,6 +330,11 @@ pub async fn serve(
     sandbox: Sandbox,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt;
+    // Without TCP_NODELAY small replies wait for the client's delayed ACK (~40 ms each).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, sandbox.router())
         .with_graceful_shutdown(shutdown)
         .await
