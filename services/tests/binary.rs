@@ -132,3 +132,133 @@ fn a_bad_config_file_stops_start_up_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// Wait (bounded) for the process to exit after SIGTERM and return whether it exited cleanly.
+async fn terminate(running: &mut Running) -> bool {
+    let pid = running.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let give_up = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(exit) = running.0.try_wait().unwrap() {
+            return exit.success();
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the process did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn migrate_prepares_the_configured_database_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/fapiao.db?mode=rwc", dir.path().display());
+    let out = Command::new(env!("CARGO_BIN_EXE_fapiao"))
+        .arg("migrate")
+        .env("FAPIAO__DATABASE__URL", &url)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(applied >= 2, "{applied} migrations applied");
+    let invoices: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM invoices")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(invoices, 0);
+}
+
+#[tokio::test]
+async fn the_sandbox_runs_alone_for_its_units_and_stops_on_sigterm() {
+    use fapiao_services::platform::TaxPlatform;
+    use fapiao_services::platform::client::{HttpPlatform, credentials_from_parts};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sandbox.toml");
+    std::fs::write(
+        &config,
+        r#"
+[sandbox]
+listen = "127.0.0.1:0"
+
+[[sandbox.units]]
+unit_id = "UNIT-1"
+user_id = "USER-1"
+sm4_key = "00112233445566778899aabbccddeeff"
+hmac_key = "a-signing-key-for-tests"
+"#,
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_fapiao"))
+        .args(["sandbox", "--config"])
+        .arg(&config)
+        .env("FAPIAO_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let stdout = running.0.stdout.take().unwrap();
+    let address = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("sandbox tax platform listening"))
+        .and_then(|l| {
+            l.split("address=")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .map(str::to_owned)
+        })
+        .expect("the sandbox says where it listens");
+
+    let credentials = credentials_from_parts(
+        "test",
+        "UNIT-1",
+        "USER-1",
+        Some(&"00112233445566778899aabbccddeeff".to_owned().into()),
+        Some(&"a-signing-key-for-tests".to_owned().into()),
+    )
+    .unwrap();
+    let client = HttpPlatform::new(
+        &format!("http://{address}"),
+        credentials,
+        Duration::from_secs(5),
+        "202007",
+    )
+    .unwrap();
+    let seller = fapiao_invoice::taxpayer::TaxpayerId::parse("91310000MA1FP00011").unwrap();
+    let range = client.reserve_numbers(&seller, 10).await.unwrap();
+    assert_eq!(range.len(), 10);
+    assert!(terminate(&mut running).await, "a clean exit");
+
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "[sandbox]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fapiao"))
+        .args(["sandbox", "--config"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no units"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
