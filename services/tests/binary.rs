@@ -85,24 +85,7 @@ async fn serve_starts_on_defaults_and_stops_on_sigterm() {
         .into_inner();
     assert!(!answer.valid, "an empty invoice is reported, not refused");
 
-    let pid = running.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    // Bounded wait for the exit; the loop polls the process, it does not time the test.
-    let give_up = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = running.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < give_up, "fapiao did not stop on SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert!(exit.success(), "exit status {exit}");
+    assert!(terminate(&mut running).await, "a clean exit on SIGTERM");
     assert!(
         dir.path().join("data/fapiao.db").exists(),
         "the SQLite database is under ./data"
@@ -140,12 +123,12 @@ async fn terminate(running: &mut Running) -> bool {
         Command::new("kill")
             .args(["-TERM", &pid])
             .status()
-            .unwrap()
+            .expect("kill runs")
             .success()
     );
     let give_up = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(exit) = running.0.try_wait().unwrap() {
+        if let Some(exit) = running.0.try_wait().expect("the process can be polled") {
             return exit.success();
         }
         assert!(

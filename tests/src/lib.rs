@@ -171,3 +171,59 @@ pub async fn spawn_app_on(
 pub async fn spawn_app() -> anyhow::Result<TestApp> {
     spawn_app_with(Config::default()).await
 }
+
+/// Define each listed `async fn name(db: TestDatabase)` as two tests, `sqlite::name` and
+/// `postgres::name`, so one test body proves a behaviour on both databases. The calling file
+/// needs `use fapiao_tests::db;`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::db::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::db::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+impl TestApp {
+    /// Every invoice of `seller` in one of `states` (all states when empty), following page tokens.
+    pub async fn list_all(
+        &self,
+        seller: &str,
+        states: &[fapiao_proto::v1::InvoiceState],
+    ) -> Vec<fapiao_proto::v1::Invoice> {
+        let mut all = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .issuance()
+                .list_invoices(fapiao_proto::v1::ListInvoicesRequest {
+                    seller_tax_id: seller.into(),
+                    states: states.iter().map(|s| i32::from(*s)).collect(),
+                    page_size: 500,
+                    page_token: token,
+                    ..Default::default()
+                })
+                .await
+                .expect("listing invoices")
+                .into_inner();
+            all.extend(page.invoices);
+            if page.next_page_token.is_empty() {
+                return all;
+            }
+            token = page.next_page_token;
+        }
+    }
+}

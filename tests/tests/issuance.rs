@@ -53,27 +53,7 @@ fn waiting(mut request: IssueInvoiceRequest) -> IssueInvoiceRequest {
 }
 
 async fn list(app: &TestApp, states: &[v1::InvoiceState]) -> Vec<v1::Invoice> {
-    let mut all = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = app
-            .issuance()
-            .list_invoices(ListInvoicesRequest {
-                seller_tax_id: DEMO_SELLER.into(),
-                states: states.iter().map(|s| i32::from(*s)).collect(),
-                page_size: 500,
-                page_token: token.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("listing")
-            .into_inner();
-        all.extend(page.invoices);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        token = page.next_page_token;
-    }
+    app.list_all(DEMO_SELLER, states).await
 }
 
 async fn an_invoice_is_issued_then_recorded(db: TestDatabase) {
@@ -520,28 +500,7 @@ async fn listing_pages_with_tokens_bound_to_their_filters(db: TestDatabase) {
     assert_eq!(list(&app, &[]).await.len(), 5);
 }
 
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::db::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::db::postgres().await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_databases!(
+fapiao_tests::on_both_databases!(
     an_invoice_is_issued_then_recorded,
     issuing_can_wait_until_recorded,
     the_same_request_replays_and_other_content_is_already_exists,

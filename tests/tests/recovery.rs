@@ -6,7 +6,7 @@
 // test-only allowance of `unwrap` does not reach them.
 #![allow(clippy::unwrap_used)]
 
-use fapiao_proto::v1::{self, IssueInvoiceRequest, IssueInvoicesRequest, ListInvoicesRequest};
+use fapiao_proto::v1::{self, IssueInvoiceRequest, IssueInvoicesRequest};
 use fapiao_services::config::Config;
 use fapiao_tests::db::{self, TestDatabase};
 use fapiao_tests::sample::{self, DEMO_SELLER};
@@ -33,27 +33,7 @@ fn config() -> Config {
 }
 
 async fn count(app: &TestApp, states: &[v1::InvoiceState]) -> usize {
-    let mut total = 0;
-    let mut token = String::new();
-    loop {
-        let page = app
-            .issuance()
-            .list_invoices(ListInvoicesRequest {
-                seller_tax_id: DEMO_SELLER.into(),
-                states: states.iter().map(|s| i32::from(*s)).collect(),
-                page_size: 500,
-                page_token: token,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        total += page.invoices.len();
-        if page.next_page_token.is_empty() {
-            return total;
-        }
-        token = page.next_page_token;
-    }
+    app.list_all(DEMO_SELLER, states).await.len()
 }
 
 /// Poll until nothing waits for the platform; the deadline only bounds a broken run.
@@ -213,28 +193,7 @@ async fn a_graceful_stop_loses_nothing_and_uploads_resume(db: TestDatabase) {
     assert_eq!(count(&app, &[]).await, 100);
 }
 
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::db::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::db::postgres().await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_databases!(
+fapiao_tests::on_both_databases!(
     a_thousand_invoices_survive_timeouts_and_busy,
     a_graceful_stop_loses_nothing_and_uploads_resume,
 );

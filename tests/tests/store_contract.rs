@@ -480,28 +480,7 @@ async fn a_quota_download_counts_once(db: TestDatabase) {
     assert_eq!(status.platform_available_fen, Some(123));
 }
 
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::db::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::db::postgres().await).await;
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+fapiao_tests::on_both_databases!(
     migrations_apply_twice_and_start_empty,
     numbers_come_from_ranges_in_order_and_run_out,
     quota_is_debited_and_refuses_what_it_cannot_cover,
