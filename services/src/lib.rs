@@ -2,15 +2,18 @@
 //! the built-in sandbox platform, configuration, authentication and wiring.
 //!
 //! Handlers convert proto to domain, delegate, and convert back; no business rule lives here that
-//! belongs in `fapiao-invoice`. Everything that touches the outside world (files, sockets, later
-//! databases and object stores) is done here, never in the domain crate.
+//! belongs in `fapiao-invoice`. Everything that touches the outside world (files, sockets, databases,
+//! later object stores) is done here, never in the domain crate.
 //!
 //! - [`auth`]: bearer tokens, roles and the sellers a caller may act for.
 //! - [`config`]: what `fapiao serve` reads (defaults, a TOML file, flags).
 //! - [`sellers`]: seller profiles, the details printed on a seller's invoices.
 //! - [`grpc`]: the gRPC services and the conversion between wire and domain types.
-//! - [`platform`]: the tax platform: for now the transport-free protocol (sealing, signing, verifying).
-//! - [`server`]: assembling the services, health and reflection into one running server.
+//! - [`issuance`]: the workflow: the group-commit writer, number and quota supply, the upload worker.
+//! - [`store`]: invoices, events, upload work, number ranges and quota in SQLite or PostgreSQL.
+//! - [`platform`]: the `TaxPlatform` trait, its protocol, its HTTP client and the sandbox platform.
+//! - [`clock`]: injected time.
+//! - [`server`]: starting everything from the configuration and serving gRPC, health and reflection.
 
 pub mod auth;
 pub mod clock;
