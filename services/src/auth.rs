@@ -166,7 +166,7 @@ impl Authenticator {
     pub fn development() -> Result<(Self, String), AuthConfigError> {
         let mut bytes = [0u8; 24];
         getrandom::fill(&mut bytes).map_err(|_| AuthConfigError::Random)?;
-        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let token = crate::platform::protocol::hex(&bytes);
         let auth = Self::new(&[TokenConfig {
             name: "development".into(),
             token: SecretString::from(format!("dev-{token}")),

@@ -91,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;
             let address = listener.local_addr()?;
-            tracing::info!(%address, sellers = app.sellers.len(), tax_codes = app.catalog.len(), database = ?app.store.backend(), "fapiao listening");
+            tracing::info!(%address, sellers = app.sellers.len(), tax_codes = app.catalog.len(), database = ?app.issuance.store().backend(), "fapiao listening");
             server::run(listener, app, shutdown_signal()).await?;
             tracing::info!("fapiao stopped");
             Ok(())

@@ -42,7 +42,6 @@ pub struct App {
     /// The generated token when none was configured, for `main` to print once.
     pub development_token: Option<String>,
     pub issuance: Issuance,
-    pub store: Store,
     /// Where the in-process sandbox platform listens, when it runs.
     pub sandbox_address: Option<SocketAddr>,
     background: Background,
@@ -140,8 +139,7 @@ impl App {
                 stop_rx.clone(),
             ),
         ];
-        let issuance = Issuance::new(store.clone(), clock, queue, changes_rx, supply_handle)
-            .with_stop(stop_rx);
+        let issuance = Issuance::new(store, queue, changes_rx, supply_handle, stop_rx);
         Ok(Self {
             catalog: Arc::new(catalog),
             limits: Arc::new(Limits::default()),
@@ -149,7 +147,6 @@ impl App {
             auth: Arc::new(auth),
             development_token,
             issuance,
-            store,
             sandbox_address,
             background: Background {
                 stop,
@@ -207,10 +204,10 @@ pub async fn run(
         limits,
         sellers,
         issuance,
-        store,
         background,
         ..
     } = app;
+    let store = issuance.store().clone();
     let authenticate = move |mut request: tonic::Request<()>| {
         let caller = auth.authenticate(request.metadata())?;
         request.extensions_mut().insert(caller);

@@ -216,8 +216,8 @@ fn pricing(p: PricingMode) -> v1::PricingMode {
     }
 }
 
-fn colour(c: &InvoiceContent) -> v1::InvoiceColour {
-    match c.colour() {
+fn colour(c: fapiao_invoice::model::Colour) -> v1::InvoiceColour {
+    match c {
         fapiao_invoice::model::Colour::Blue => v1::InvoiceColour::Blue,
         fapiao_invoice::model::Colour::Red => v1::InvoiceColour::Red,
     }
@@ -231,7 +231,7 @@ pub fn invoice(i: &StoredInvoice) -> v1::Invoice {
         seller_tax_id: i.seller_tax_id.clone(),
         request_id: i.request_id.clone(),
         kind: kind(c.kind).into(),
-        colour: colour(c).into(),
+        colour: colour(c.colour()).into(),
         state: state(i.state).into(),
         issued_at: Some(timestamp(i.issued_at)),
         state_changed_at: Some(timestamp(i.state_changed_at)),
@@ -270,12 +270,7 @@ pub fn event(e: &StoredEvent) -> v1::InvoiceEvent {
         invoice_number: e.invoice_number.clone(),
         seller_tax_id: e.seller_tax_id.clone(),
         request_id: e.request_id.clone(),
-        colour: if e.colour == "RED" {
-            v1::InvoiceColour::Red
-        } else {
-            v1::InvoiceColour::Blue
-        }
-        .into(),
+        colour: colour(e.colour).into(),
         state: state(e.state).into(),
         previous_state: e
             .previous_state

@@ -4,12 +4,12 @@
 
 use super::{convert, status};
 use crate::auth::{self, Caller, Role};
-use crate::issuance::{Issuance, IssueError, Issued};
+use crate::issuance::{Issuance, IssueError};
 use crate::sellers::SellerDirectory;
 use crate::store::{InvoiceFilter, StoredInvoice};
 use fapiao_invoice::catalog::TaxCodeCatalog;
 use fapiao_invoice::limits::Limits;
-use fapiao_invoice::model::{InvoiceContent, InvoiceDraft, SellerDraft};
+use fapiao_invoice::model::{Colour, InvoiceContent, InvoiceDraft, InvoiceKind, SellerDraft};
 use fapiao_invoice::number::InvoiceNumber;
 use fapiao_invoice::taxpayer::TaxpayerId;
 use fapiao_invoice::validate::Validator;
@@ -154,10 +154,6 @@ fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
     })
 }
 
-fn issued_or_status(result: Result<Issued, IssueError>) -> Result<Issued, Status> {
-    result.map_err(|e| status::issue_error(&e))
-}
-
 /// `v1.<micros>.<number>.<filter fingerprint>`: where a page ended and what it filtered.
 fn page_token(last: &StoredInvoice, fingerprint: &str) -> String {
     format!(
@@ -204,9 +200,9 @@ fn parse_page_token(
 }
 
 fn fingerprint(filter: &InvoiceFilter) -> String {
-    use sm3::Digest;
-    let digest = sm3::Sm3::digest(format!("{filter:?}").as_bytes());
-    crate::issuance::hex(&digest[..8])
+    let mut digest = crate::platform::protocol::sm3_hex(format!("{filter:?}").as_bytes());
+    digest.truncate(16);
+    digest
 }
 
 fn parse_cursor(cursor: &str) -> Result<Option<i64>, Status> {
@@ -242,7 +238,7 @@ impl IssuanceService for IssuanceApi {
             .await
             .pop()
             .unwrap_or(Err(IssueError::Unavailable));
-        let issued = issued_or_status(result)?;
+        let issued = result.map_err(|e| status::issue_error(&e))?;
         let invoice = self
             .settle(vec![issued.invoice], wait)
             .await?
@@ -443,13 +439,13 @@ impl IssuanceService for IssuanceApi {
             sellers: Some(vec![seller.as_str().to_owned()]),
             states,
             kind: match v1::InvoiceKind::try_from(req.kind) {
-                Ok(v1::InvoiceKind::Special) => Some("SPECIAL".into()),
-                Ok(v1::InvoiceKind::General) => Some("GENERAL".into()),
+                Ok(v1::InvoiceKind::Special) => Some(InvoiceKind::Special),
+                Ok(v1::InvoiceKind::General) => Some(InvoiceKind::General),
                 _ => None,
             },
             colour: match v1::InvoiceColour::try_from(req.colour) {
-                Ok(v1::InvoiceColour::Blue) => Some("BLUE".into()),
-                Ok(v1::InvoiceColour::Red) => Some("RED".into()),
+                Ok(v1::InvoiceColour::Blue) => Some(Colour::Blue),
+                Ok(v1::InvoiceColour::Red) => Some(Colour::Red),
                 _ => None,
             },
             buyer_tax_id: match req.buyer_tax_id.trim() {

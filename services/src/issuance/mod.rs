@@ -14,13 +14,12 @@ pub mod upload;
 pub mod writer;
 
 use crate::clock::SharedClock;
-use crate::store::{InvoiceState, IssueItem, IssueOutcome, Store, StoredInvoice};
+use crate::store::{IssueItem, IssueOutcome, Store, StoredInvoice};
 use fapiao_invoice::model::{Colour, InvoiceContent};
 use fapiao_invoice::number::InvoiceNumber;
 use fapiao_invoice::taxpayer::TaxpayerId;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use sm3::{Digest, Sm3};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -75,35 +74,28 @@ pub struct Issued {
 #[derive(Debug, Clone)]
 pub struct Issuance {
     store: Store,
-    clock: SharedClock,
     queue: mpsc::Sender<writer::Job>,
     changes: watch::Receiver<u64>,
     supply: supply::SupplyHandle,
-    stopping: Option<watch::Receiver<bool>>,
+    /// Turns true at shutdown: waits then answer with the current state.
+    stopping: watch::Receiver<bool>,
 }
 
 impl Issuance {
     pub fn new(
         store: Store,
-        clock: SharedClock,
         queue: mpsc::Sender<writer::Job>,
         changes: watch::Receiver<u64>,
         supply: supply::SupplyHandle,
+        stopping: watch::Receiver<bool>,
     ) -> Self {
         Self {
             store,
-            clock,
             queue,
             changes,
             supply,
-            stopping: None,
+            stopping,
         }
-    }
-
-    /// Make waits end early (with the current state) once `stop` turns true.
-    pub fn with_stop(mut self, stop: watch::Receiver<bool>) -> Self {
-        self.stopping = Some(stop);
-        self
     }
 
     pub fn store(&self) -> &Store {
@@ -216,7 +208,7 @@ impl Issuance {
         let mut changes = self.changes.clone();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let stopping = self.stopping.as_ref().is_some_and(|s| *s.borrow());
+            let stopping = *self.stopping.borrow();
             if stopping || invoices.iter().all(|i| i.state.is_settled()) {
                 return Ok(invoices);
             }
@@ -225,11 +217,16 @@ impl Issuance {
             if tokio::time::timeout_at(deadline, wake).await.is_err() {
                 return Ok(invoices);
             }
+            // One read for all the invoices still waiting, however many were issued together.
+            let waiting: Vec<InvoiceNumber> = invoices
+                .iter()
+                .filter(|i| !i.state.is_settled())
+                .map(|i| i.number)
+                .collect();
+            let fresh = self.store.get_invoices(&waiting).await?;
             for invoice in &mut invoices {
-                if !invoice.state.is_settled()
-                    && let Some(fresh) = self.store.get_invoice(&invoice.number).await?
-                {
-                    *invoice = fresh;
+                if let Some(newer) = fresh.iter().find(|f| f.number == invoice.number) {
+                    *invoice = newer.clone();
                 }
             }
         }
@@ -238,10 +235,6 @@ impl Issuance {
     /// A receiver that changes whenever this process writes invoice events.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.clone()
-    }
-
-    pub fn clock(&self) -> &SharedClock {
-        &self.clock
     }
 }
 
@@ -254,7 +247,7 @@ pub fn content_digest(content: &InvoiceContent) -> String {
         line.unit_price = line.unit_price.map(|p| p.normalize());
     }
     let json = serde_json::to_vec(&normal).unwrap_or_default();
-    hex(&Sm3::digest(&json))
+    crate::platform::protocol::sm3_hex(&json)
 }
 
 /// Quota an invoice uses, in fen: the tax-exclusive total of a blue invoice; red invoices use none.
@@ -267,21 +260,6 @@ pub fn quota_fen(content: &InvoiceContent) -> i64 {
         .to_i64()
         .unwrap_or(i64::MAX)
         .max(0)
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-/// Whether an invoice in `state` is still waiting for the platform.
-pub fn awaiting_platform(state: InvoiceState) -> bool {
-    !state.is_settled()
 }
 
 /// The shared pieces every background task gets.

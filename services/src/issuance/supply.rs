@@ -5,8 +5,9 @@
 //! quota (XZTHSXED). A quota download is noted in the store under its serial before the platform
 //! is asked, so a lost answer is asked again under the same serial and never granted twice.
 
-use super::{Shared, hex};
+use super::Shared;
 use crate::platform::CallError;
+use crate::platform::protocol::hex;
 use anyhow::Context;
 use fapiao_invoice::taxpayer::TaxpayerId;
 use rust_decimal::Decimal;

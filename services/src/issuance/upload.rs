@@ -505,7 +505,7 @@ mod tests {
             number: InvoiceNumber::new(26, 31, 2, 7).unwrap(),
             seller_tax_id: "91310000MA1FP00011".into(),
             request_id: "order-1".into(),
-            colour: "BLUE".into(),
+            colour: fapiao_invoice::model::Colour::Blue,
             state: if attempts == 0 {
                 InvoiceState::Issued
             } else {

@@ -29,24 +29,26 @@ pub fn spawn(
     supply: SupplyHandle,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
+        // The invoices move into the batch; only the reply channels stay behind.
+        let mut items: Vec<IssueItem> = Vec::with_capacity(max_batch);
+        let mut replies = Vec::with_capacity(max_batch);
         while let Some(first) = queue.recv().await {
-            jobs.push(first);
-            while jobs.len() < max_batch {
-                match queue.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                items.push(job.item);
+                replies.push(job.reply);
+                if items.len() < max_batch {
+                    next = queue.try_recv().ok();
                 }
             }
-            let items: Vec<IssueItem> = jobs.iter().map(|j| j.item.clone()).collect();
             let now = shared.clock.now();
             match shared.store.issue_batch(&items, now).await {
                 Ok(outcomes) => {
                     let issued = outcomes
                         .iter()
                         .any(|o| matches!(o, IssueOutcome::Issued(_)));
-                    for (job, outcome) in jobs.drain(..).zip(outcomes) {
-                        let _ = job.reply.send(Ok(outcome));
+                    for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
                     }
                     if issued {
                         shared.bump();
@@ -60,11 +62,12 @@ pub fn spawn(
                         batch = items.len(),
                         "issuing a batch failed; nothing of it was stored"
                     );
-                    for job in jobs.drain(..) {
-                        let _ = job.reply.send(Err(()));
+                    for reply in replies.drain(..) {
+                        let _ = reply.send(Err(()));
                     }
                 }
             }
+            items.clear();
         }
         tracing::debug!("issuing writer stopped");
     })

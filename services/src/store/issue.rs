@@ -1,7 +1,8 @@
 //! Issuing a batch of invoices in one transaction: idempotency, quota debit, numbers, rows, events.
 
 use super::{
-    INVOICE_COLUMNS, InvoiceState, Store, StoredInvoice, decode_invoice, micros, placeholders,
+    INVOICE_COLUMNS, InvoiceState, Store, StoredInvoice, colour_text, decode_invoice, kind_text,
+    micros, placeholders,
 };
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -331,7 +332,7 @@ impl Store {
                 invoice_number: row.number.to_string(),
                 seller_tax_id: row.seller_tax_id.clone(),
                 request_id: row.request_id.clone(),
-                colour: colour_text(&row.content),
+                colour: row.content.colour(),
                 state: InvoiceState::Issued,
                 previous_state: None,
                 at: now,
@@ -410,24 +411,13 @@ fn new_row(item: &IssueItem, number: InvoiceNumber, now: DateTime<Utc>) -> Store
     }
 }
 
-fn colour_text(content: &InvoiceContent) -> String {
-    match content.colour() {
-        fapiao_invoice::model::Colour::Blue => "BLUE".into(),
-        fapiao_invoice::model::Colour::Red => "RED".into(),
-    }
-}
-
 fn bind_row(
     args: &mut AnyArguments<'_>,
     row: &StoredInvoice,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let c = &row.content;
-    let kind = match c.kind {
-        fapiao_invoice::model::InvoiceKind::Special => "SPECIAL",
-        fapiao_invoice::model::InvoiceKind::General => "GENERAL",
-    }
-    .to_owned();
+    let kind = kind_text(c.kind).to_owned();
     let add = |args: &mut AnyArguments<'_>, v: Option<String>| {
         args.add(v).map_err(|e| anyhow::anyhow!("binding: {e}"))
     };
@@ -436,7 +426,7 @@ fn bind_row(
     add(args, Some(row.request_id.clone()))?;
     add(args, Some(row.content_sm3.clone()))?;
     add(args, Some(kind))?;
-    add(args, Some(colour_text(c)))?;
+    add(args, Some(colour_text(c.colour()).to_owned()))?;
     add(args, Some(row.state.as_str().to_owned()))?;
     add(
         args,

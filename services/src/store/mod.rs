@@ -27,7 +27,7 @@ pub use upload::{AttemptNote, DueUpload, UploadPhase, UploadUpdate};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use fapiao_invoice::model::InvoiceContent;
+use fapiao_invoice::model::{Colour, InvoiceContent, InvoiceKind};
 use fapiao_invoice::number::InvoiceNumber;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
@@ -109,6 +109,30 @@ impl FromStr for InvoiceState {
             "FULLY_REVERSED" => Self::FullyReversed,
             other => anyhow::bail!("unknown invoice state {other:?} in the store"),
         })
+    }
+}
+
+/// How a kind is stored.
+pub(crate) fn kind_text(kind: InvoiceKind) -> &'static str {
+    match kind {
+        InvoiceKind::Special => "SPECIAL",
+        InvoiceKind::General => "GENERAL",
+    }
+}
+
+/// How a colour is stored.
+pub(crate) fn colour_text(colour: Colour) -> &'static str {
+    match colour {
+        Colour::Blue => "BLUE",
+        Colour::Red => "RED",
+    }
+}
+
+pub(crate) fn parse_colour(text: &str) -> anyhow::Result<Colour> {
+    match text {
+        "BLUE" => Ok(Colour::Blue),
+        "RED" => Ok(Colour::Red),
+        other => anyhow::bail!("unknown colour {other:?} in the store"),
     }
 }
 

@@ -1,11 +1,12 @@
 //! Reading invoices and events, and writing event rows.
 
 use super::{
-    INVOICE_COLUMNS, InvoiceState, Store, StoredInvoice, decode_invoice, from_micros, micros,
-    placeholders,
+    INVOICE_COLUMNS, InvoiceState, Store, StoredInvoice, colour_text, decode_invoice, from_micros,
+    kind_text, micros, parse_colour, placeholders,
 };
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use fapiao_invoice::model::{Colour, InvoiceKind};
 use fapiao_invoice::number::InvoiceNumber;
 use sqlx::any::AnyArguments;
 use sqlx::{Arguments, Row};
@@ -18,7 +19,7 @@ pub struct StoredEvent {
     pub invoice_number: String,
     pub seller_tax_id: String,
     pub request_id: String,
-    pub colour: String,
+    pub colour: Colour,
     pub state: InvoiceState,
     pub previous_state: Option<InvoiceState>,
     pub at: DateTime<Utc>,
@@ -34,7 +35,7 @@ pub(crate) struct NewEvent {
     pub invoice_number: String,
     pub seller_tax_id: String,
     pub request_id: String,
-    pub colour: String,
+    pub colour: Colour,
     pub state: InvoiceState,
     pub previous_state: Option<InvoiceState>,
     pub at: DateTime<Utc>,
@@ -68,7 +69,7 @@ pub(crate) async fn insert_events(
             bind(&mut args, Some(e.invoice_number.clone()))?;
             bind(&mut args, Some(e.seller_tax_id.clone()))?;
             bind(&mut args, Some(e.request_id.clone()))?;
-            bind(&mut args, Some(e.colour.clone()))?;
+            bind(&mut args, Some(colour_text(e.colour).to_owned()))?;
             bind(&mut args, Some(e.state.as_str().to_owned()))?;
             bind(&mut args, e.previous_state.map(|s| s.as_str().to_owned()))?;
             args.add(micros(e.at))
@@ -92,8 +93,8 @@ pub struct InvoiceFilter {
     /// Sellers the caller may see; `None` means every seller.
     pub sellers: Option<Vec<String>>,
     pub states: Vec<InvoiceState>,
-    pub kind: Option<String>,
-    pub colour: Option<String>,
+    pub kind: Option<InvoiceKind>,
+    pub colour: Option<Colour>,
     pub buyer_tax_id: Option<String>,
     pub issued_from: Option<DateTime<Utc>>,
     pub issued_to: Option<DateTime<Utc>>,
@@ -116,6 +117,31 @@ impl Store {
             .context("reading an invoice")?
             .map(|row| decode_invoice(&row))
             .transpose()
+    }
+
+    /// The invoices of `numbers` that exist, in no particular order, in one query.
+    pub async fn get_invoices(
+        &self,
+        numbers: &[InvoiceNumber],
+    ) -> anyhow::Result<Vec<StoredInvoice>> {
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {INVOICE_COLUMNS} FROM invoices WHERE invoice_number IN ({})",
+            placeholders(1, numbers.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for number in numbers {
+            query = query.bind(number.to_string());
+        }
+        query
+            .fetch_all(&self.read)
+            .await
+            .context("reading invoices")?
+            .iter()
+            .map(decode_invoice)
+            .collect()
     }
 
     /// One invoice by its seller and the caller's request id.
@@ -170,13 +196,13 @@ impl Store {
             }
         }
         for (column, value) in [
-            ("kind", &filter.kind),
-            ("colour", &filter.colour),
-            ("buyer_tax_id", &filter.buyer_tax_id),
+            ("kind", filter.kind.map(|k| kind_text(k).to_owned())),
+            ("colour", filter.colour.map(|c| colour_text(c).to_owned())),
+            ("buyer_tax_id", filter.buyer_tax_id.clone()),
         ] {
             if let Some(v) = value {
                 clauses.push(format!("{column} = {}", next()));
-                args.add(v.clone()).map_err(err)?;
+                args.add(v).map_err(err)?;
             }
         }
         if let Some(from) = filter.issued_from {
@@ -299,7 +325,7 @@ fn decode_event(row: &sqlx::any::AnyRow) -> anyhow::Result<StoredEvent> {
         invoice_number: row.try_get("invoice_number")?,
         seller_tax_id: row.try_get("seller_tax_id")?,
         request_id: row.try_get("request_id")?,
-        colour: row.try_get("colour")?,
+        colour: parse_colour(&row.try_get::<String, _>("colour")?)?,
         state: state.parse()?,
         previous_state: previous.map(|p| p.parse()).transpose()?,
         at: from_micros(row.try_get("at")?),

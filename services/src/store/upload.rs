@@ -7,10 +7,10 @@
 //! crashed worker's claims come back by themselves.
 
 use super::read::{NewEvent, insert_events};
-use super::{InvoiceState, Store, from_micros, micros, placeholders};
+use super::{InvoiceState, Store, from_micros, micros, parse_colour, placeholders};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use fapiao_invoice::model::InvoiceContent;
+use fapiao_invoice::model::{Colour, InvoiceContent};
 use fapiao_invoice::number::InvoiceNumber;
 use sqlx::any::AnyArguments;
 use sqlx::{Arguments, Row};
@@ -52,7 +52,7 @@ pub struct DueUpload {
     pub number: InvoiceNumber,
     pub seller_tax_id: String,
     pub request_id: String,
-    pub colour: String,
+    pub colour: Colour,
     pub state: InvoiceState,
     pub phase: UploadPhase,
     /// Uploads sent so far.
@@ -140,7 +140,7 @@ impl Store {
                     number: number.parse().context("invoice number in the store")?,
                     seller_tax_id: row.try_get("seller_tax_id")?,
                     request_id: row.try_get("request_id")?,
-                    colour: row.try_get("colour")?,
+                    colour: parse_colour(&row.try_get::<String, _>("colour")?)?,
                     state: state.parse()?,
                     phase: UploadPhase::parse(&phase)?,
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
@@ -195,7 +195,7 @@ impl Store {
                     invoice_number: u.item.number.to_string(),
                     seller_tax_id: u.item.seller_tax_id.clone(),
                     request_id: u.item.request_id.clone(),
-                    colour: u.item.colour.clone(),
+                    colour: u.item.colour,
                     state,
                     previous_state: Some(u.item.state),
                     at: now,
