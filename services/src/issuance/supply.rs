@@ -112,7 +112,7 @@ impl SupplyHandle {
     }
 }
 
-/// Start the supply task; it stops when `stop` turns true.
+/// Start the supply task (after the start-up top-up); it stops when `stop` turns true.
 pub fn spawn(
     shared: Shared,
     sellers: Vec<TaxpayerId>,
@@ -121,17 +121,8 @@ pub fn spawn(
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        // `App::start` has just topped every seller up: wait for the first reason to look again.
         loop {
-            for seller in &sellers {
-                let wanted = handle.take_wanted(seller);
-                if let Err(error) = top_up(&shared, seller, &config, wanted).await {
-                    tracing::warn!(
-                        seller = seller.as_str(),
-                        error = format!("{error:#}"),
-                        "topping up numbers or quota failed; will retry"
-                    );
-                }
-            }
             tokio::select! {
                 () = handle.wake.notified() => {}
                 () = tokio::time::sleep(config.interval) => {}
@@ -142,6 +133,16 @@ pub fn spawn(
             }
             // Coalesce bursts of wake-ups from the writer.
             tokio::time::sleep(Duration::from_millis(20)).await;
+            for seller in &sellers {
+                let wanted = handle.take_wanted(seller);
+                if let Err(error) = top_up(&shared, seller, &config, wanted).await {
+                    tracing::warn!(
+                        seller = seller.as_str(),
+                        error = format!("{error:#}"),
+                        "topping up numbers or quota failed; will retry"
+                    );
+                }
+            }
         }
     })
 }
