@@ -308,6 +308,30 @@ async fn an_invalid_invoice_is_refused_with_every_problem_and_nothing_stored(db:
     assert!(list(&app, &[]).await.is_empty(), "nothing is stored");
 }
 
+async fn a_dry_run_computes_and_stores_nothing(db: TestDatabase) {
+    let app = start(db, quick()).await;
+    let answer = app
+        .issuance()
+        .validate_invoice(v1::ValidateInvoiceRequest {
+            invoice: Some(sample::input("dry-1", "16000")),
+        })
+        .await
+        .expect("a dry run")
+        .into_inner();
+    assert!(answer.valid, "{:?}", answer.violations);
+    let totals = answer.preview.unwrap().totals.unwrap();
+    assert_eq!(totals.total, "16960.00");
+    assert!(list(&app, &[]).await.is_empty(), "a dry run stores nothing");
+    // The request id stays free: issuing it afterwards is a first issue, not a replay.
+    let issued = app
+        .issuance()
+        .issue_invoice(issue("dry-1", "16000"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!issued.replayed);
+}
+
 async fn numbers_run_out_with_resource_exhausted(db: TestDatabase) {
     let mut config = quick();
     config.sandbox.numbers_per_seller = 3;
@@ -507,6 +531,7 @@ fapiao_tests::on_both_databases!(
     fifty_concurrent_identical_requests_make_one_invoice,
     a_batch_answers_item_by_item,
     an_invalid_invoice_is_refused_with_every_problem_and_nothing_stored,
+    a_dry_run_computes_and_stores_nothing,
     numbers_run_out_with_resource_exhausted,
     quota_beyond_the_month_is_failed_precondition,
     quota_short_locally_is_topped_up,
