@@ -85,8 +85,16 @@ impl fmt::Debug for Archive {
     }
 }
 
-/// Build the archive a URL names. A local directory is created if missing.
+/// Build the archive a URL names, with durable local writes. A local directory is created if
+/// missing.
 pub fn open(url: &str, s3: &S3Settings) -> Result<Archive, ArchiveError> {
+    open_with(url, s3, true)
+}
+
+/// Like [`open`]; `local_fsync` decides whether a local directory's files (and their folders) are
+/// flushed to disk before a write returns. Without it a power cut after the write was recorded can
+/// lose the file: only turn it off for throwaway archives or storage that is durable by itself.
+pub fn open_with(url: &str, s3: &S3Settings, local_fsync: bool) -> Result<Archive, ArchiveError> {
     let url = url.trim();
     let (store, location): (Arc<dyn ObjectStore>, String) = if url == "memory://" {
         (Arc::new(InMemory::new()), url.to_owned())
@@ -128,7 +136,8 @@ pub fn open(url: &str, s3: &S3Settings) -> Result<Archive, ArchiveError> {
             ArchiveError::Url(format!("cannot create archive directory {dir}: {e}"))
         })?;
         let store = LocalFileSystem::new_with_prefix(dir)
-            .map_err(|e| ArchiveError::Url(format!("cannot open archive directory {dir}: {e}")))?;
+            .map_err(|e| ArchiveError::Url(format!("cannot open archive directory {dir}: {e}")))?
+            .with_fsync(local_fsync);
         (Arc::new(store), format!("file://{dir}"))
     };
     Ok(Archive { store, location })

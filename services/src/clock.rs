@@ -66,6 +66,11 @@ pub fn china_day(at: DateTime<Utc>) -> chrono::NaiveDate {
     at.with_timezone(&china_offset()).date_naive()
 }
 
+/// The Beijing wall-clock time of an instant (what invoices print).
+pub fn china_time(at: DateTime<Utc>) -> chrono::NaiveDateTime {
+    at.with_timezone(&china_offset()).naive_local()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

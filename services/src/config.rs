@@ -9,6 +9,7 @@
 //! and the sandbox seller. Every option is documented on its field; `deploy/fapiao.example.toml`
 //! shows them all.
 
+use crate::archiving::ArchiveConfig;
 use crate::auth::TokenConfig;
 use crate::issuance::supply::SupplyConfig;
 use crate::issuance::upload::UploadConfig;
@@ -45,6 +46,8 @@ pub struct Config {
     pub supply: SupplyConfig,
     /// Uploading issued invoices to the platform.
     pub upload: UploadConfig,
+    /// The archive of layout files (XML, OFD, PDF) and its worker.
+    pub archive: ArchiveConfig,
     /// The tax platform to talk to; with no URL, the built-in sandbox runs in-process.
     pub platform: ClientConfig,
     /// The built-in sandbox platform (in-process under `fapiao serve`, or `fapiao sandbox`).
@@ -63,6 +66,7 @@ impl Default for Config {
             issuance: IssuanceConfig::default(),
             supply: SupplyConfig::default(),
             upload: UploadConfig::default(),
+            archive: ArchiveConfig::default(),
             platform: ClientConfig::default(),
             sandbox: SandboxConfig::default(),
         }
@@ -190,6 +194,22 @@ fn env_value(raw: &str) -> toml::Value {
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+/// `["10s", "30s"]` in config files.
+pub(crate) mod durations {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        let texts = Vec::<String>::deserialize(d)?;
+        texts
+            .iter()
+            .map(|t| {
+                humantime_serde::re::humantime::parse_duration(t).map_err(serde::de::Error::custom)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

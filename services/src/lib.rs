@@ -15,6 +15,7 @@
 //! - [`clock`]: injected time.
 //! - [`server`]: starting everything from the configuration and serving gRPC, health and reflection.
 
+pub mod archiving;
 pub mod auth;
 pub mod clock;
 pub mod config;

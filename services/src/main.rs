@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use fapiao_archive::Format;
 use fapiao_services::{config::Config, server};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -38,6 +39,15 @@ enum Command {
         #[arg(long)]
         json_logs: bool,
     },
+    /// Read and verify archived layout files, straight from the configured database and archive.
+    /// Every access is recorded in the audit trail.
+    Archive {
+        #[command(subcommand)]
+        command: ArchiveCommand,
+        /// Configuration file (TOML); its `database` and `archive` sections are used.
+        #[arg(long, env = "FAPIAO_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
     /// Run the sandbox tax platform on its own, from the [sandbox] section of the configuration.
     /// Its /admin/ API is unauthenticated: keep it on a private network.
     Sandbox {
@@ -51,6 +61,51 @@ enum Command {
         #[arg(long)]
         json_logs: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ArchiveCommand {
+    /// Write one archived file to FILE, after checking it against its recorded SM3 digest.
+    Get {
+        /// The 20-digit invoice number.
+        number: String,
+        /// Which file: xml, ofd or pdf.
+        #[arg(long, value_parser = parse_format)]
+        format: Format,
+        /// Where to write it.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Why the file is read, for the audit trail.
+        #[arg(long, default_value = "")]
+        purpose: String,
+    },
+    /// Check every invoice issued in a range: each file present, its SM3 digest as recorded, and
+    /// that it parses and renders. Prints a JSON report (failed invoices, or all with --all); exits
+    /// with status 1 when any check failed.
+    Verify {
+        /// First issue day (Beijing, YYYY-MM-DD), inclusive. Default: the beginning.
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last issue day (Beijing, YYYY-MM-DD), inclusive. Default: today.
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// Only this seller's invoices.
+        #[arg(long)]
+        seller: Option<String>,
+        /// Report passing invoices too.
+        #[arg(long)]
+        all: bool,
+        /// Write the report to this file instead of standard output.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// No progress bar (it is drawn on standard error when that is a terminal).
+        #[arg(long)]
+        no_progress: bool,
+    },
+}
+
+fn parse_format(text: &str) -> Result<Format, String> {
+    Format::from_extension(text).ok_or_else(|| format!("{text:?} is not one of xml, ofd, pdf"))
 }
 
 #[tokio::main]
@@ -96,6 +151,19 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("fapiao stopped");
             Ok(())
         }
+        Command::Archive { command, config } => {
+            // Standard output carries the report.
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    EnvFilter::try_from_env("FAPIAO_LOG")
+                        .unwrap_or_else(|_| EnvFilter::new("warn")),
+                )
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .init();
+            let config = Config::load(config.as_deref(), std::env::vars())?;
+            archive_command(command, &config).await
+        }
         Command::Sandbox {
             config,
             listen,
@@ -110,6 +178,65 @@ async fn main() -> anyhow::Result<()> {
                 .await
         }
     }
+}
+
+async fn archive_command(command: ArchiveCommand, config: &Config) -> anyhow::Result<()> {
+    use fapiao_services::archiving::cli;
+    let store = fapiao_services::store::Store::connect(&fapiao_services::store::StoreOptions {
+        url: config.database_url(),
+        max_connections: 4,
+        acquire_timeout: config.database.acquire_timeout,
+    })
+    .await?;
+    store.migrate().await?;
+    let archive = config
+        .archive
+        .open(&config.data_dir)
+        .context("opening the archive")?;
+    let result = match command {
+        ArchiveCommand::Get {
+            number,
+            format,
+            output,
+            purpose,
+        } => cli::get(&store, &archive, &number, format, &output, &purpose).await,
+        ArchiveCommand::Verify {
+            from,
+            to,
+            seller,
+            all,
+            report,
+            no_progress,
+        } => {
+            let options = cli::VerifyOptions {
+                from,
+                to,
+                seller,
+                all,
+                progress: !no_progress && std::io::stderr().is_terminal(),
+            };
+            let summary = match &report {
+                Some(path) => {
+                    let mut file = std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    cli::verify(&store, &archive, &options, &mut file).await?
+                }
+                None => cli::verify(&store, &archive, &options, &mut std::io::stdout()).await?,
+            };
+            store.close().await;
+            if summary.invoices_failed > 0 {
+                tracing::error!(
+                    failed = summary.invoices_failed,
+                    checked = summary.invoices_checked,
+                    "archive verification found problems"
+                );
+                std::process::exit(1);
+            }
+            return Ok(());
+        }
+    };
+    store.close().await;
+    result
 }
 
 fn init_tracing(json: bool) {

@@ -10,9 +10,11 @@
 //! upload worker writes the outcome of calls in flight, and everything else resumes from the store
 //! at the next start.
 
+use crate::archiving;
 use crate::auth::Authenticator;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::grpc::audit::AuditApi;
 use crate::grpc::issuance::IssuanceApi;
 use crate::issuance::{Issuance, Shared, supply, upload, writer};
 use crate::platform::TaxPlatform;
@@ -21,9 +23,11 @@ use crate::platform::sandbox::{self, Sandbox};
 use crate::sellers::SellerDirectory;
 use crate::store::{Store, StoreOptions};
 use anyhow::Context;
+use fapiao_archive::store::Archive;
 use fapiao_invoice::catalog::TaxCodeCatalog;
 use fapiao_invoice::limits::Limits;
 use fapiao_invoice::taxpayer::TaxpayerId;
+use fapiao_proto::v1::audit_service_server::AuditServiceServer;
 use fapiao_proto::v1::issuance_service_server::IssuanceServiceServer;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,6 +48,9 @@ pub struct App {
     pub issuance: Issuance,
     /// Where the in-process sandbox platform listens, when it runs.
     pub sandbox_address: Option<SocketAddr>,
+    /// Where layout files are archived.
+    pub archive: Archive,
+    pub clock: SharedClock,
     background: Background,
 }
 
@@ -89,6 +96,11 @@ impl App {
         })
         .await?;
         store.migrate().await?;
+        let archive = config
+            .archive
+            .open(&config.data_dir)
+            .context("opening the archive")?;
+        tracing::info!(location = archive.location(), "archive ready");
 
         let (platform, sandbox_address, sandbox_task) = connect_platform(config, &clock).await?;
         let (changes, changes_rx) = watch::channel(0u64);
@@ -124,7 +136,7 @@ impl App {
             wake_uploads.clone(),
             supply_handle.clone(),
         );
-        let tasks = vec![
+        let mut tasks = vec![
             supply::spawn(
                 shared.clone(),
                 seller_ids,
@@ -139,6 +151,14 @@ impl App {
                 stop_rx.clone(),
             ),
         ];
+        tasks.extend(archiving::spawn(
+            store.clone(),
+            archive.clone(),
+            clock.clone(),
+            config.archive.clone(),
+            changes_rx.clone(),
+            stop_rx.clone(),
+        ));
         let issuance = Issuance::new(store, queue, changes_rx, supply_handle, stop_rx);
         Ok(Self {
             catalog: Arc::new(catalog),
@@ -148,6 +168,8 @@ impl App {
             development_token,
             issuance,
             sandbox_address,
+            archive,
+            clock,
             background: Background {
                 stop,
                 writer,
@@ -205,6 +227,8 @@ pub async fn run(
         sellers,
         issuance,
         background,
+        archive,
+        clock,
         ..
     } = app;
     let store = issuance.store().clone();
@@ -213,6 +237,10 @@ pub async fn run(
         request.extensions_mut().insert(caller);
         Ok(request)
     };
+    let audit_service = AuditServiceServer::with_interceptor(
+        AuditApi::new(store.clone(), archive, clock),
+        authenticate.clone(),
+    );
     let issuance_service = IssuanceServiceServer::with_interceptor(
         IssuanceApi::new(catalog, limits, sellers, issuance),
         authenticate,
@@ -220,6 +248,9 @@ pub async fn run(
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<IssuanceServiceServer<IssuanceApi>>()
+        .await;
+    health_reporter
+        .set_serving::<AuditServiceServer<AuditApi>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(fapiao_proto::FILE_DESCRIPTOR_SET)
@@ -244,6 +275,7 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(issuance_service)
+        .add_service(audit_service)
         // Without TCP_NODELAY small responses wait for the peer's delayed ACK (~40 ms each).
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),

@@ -1,6 +1,10 @@
 //! The `fapiao` binary as an operator runs it: `fapiao serve` on embedded defaults starts, says
 //! where it listens, answers health checks, and exits cleanly on SIGTERM.
 
+// Helpers shared by the tests below are plain functions, outside the test-only allowance of
+// `unwrap`; a failure there is a failed test like any other.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -244,4 +248,197 @@ hmac_key = "a-signing-key-for-tests"
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Issue one invoice through a running `fapiao serve` in `dir` and wait until its three files are
+/// archived; returns the invoice as the server reports it.
+async fn issue_and_archive(address: &str, token: &str) -> fapiao_proto::v1::Invoice {
+    use fapiao_proto::v1;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = v1::issuance_service_client::IssuanceServiceClient::new(channel);
+    fn authorised<T>(token: &str, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    }
+    let invoice = v1::InvoiceInput {
+        seller_tax_id: "91310000MA1FP00011".into(),
+        request_id: "cli-1".into(),
+        kind: v1::InvoiceKind::Special.into(),
+        pricing_mode: v1::PricingMode::TaxExclusive.into(),
+        drawer: "张三".into(),
+        buyer: Some(v1::BuyerInput {
+            name: "北京某某信息技术有限公司".into(),
+            tax_id: "91110302MA01NP925M".into(),
+            ..Default::default()
+        }),
+        lines: vec![v1::LineInput {
+            item_name: "软件开发".into(),
+            tax_code: "3040201010000000000".into(),
+            amount: "16000".into(),
+            tax_rate: "6%".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let number = client
+        .issue_invoice(authorised(
+            token,
+            v1::IssueInvoiceRequest {
+                invoice: Some(invoice),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .invoice
+        .unwrap()
+        .invoice_number;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = client
+            .get_invoice(authorised(
+                token,
+                v1::GetInvoiceRequest {
+                    key: Some(v1::get_invoice_request::Key::InvoiceNumber(number.clone())),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .invoice
+            .unwrap();
+        if found.files.len() == 3 {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "not archived in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn archive_cli(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fapiao"))
+        .current_dir(dir)
+        .arg("archive")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("USER", "auditor-alice")
+        .output()
+        .expect("fapiao archive runs")
+}
+
+#[tokio::test]
+async fn the_archive_cli_gets_and_verifies_files_and_detects_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_fapiao"))
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("FAPIAO_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fapiao starts");
+    let mut running = Running(child);
+    let (address, token) = address_and_token(&mut running.0);
+    let invoice = issue_and_archive(&address, &token).await;
+    assert!(terminate(&mut running).await);
+    let number = invoice.invoice_number.as_str();
+    let pdf_key = &invoice.files[2].object_key;
+
+    let out = archive_cli(
+        dir.path(),
+        &["get", number, "--format", "pdf", "-o", "copy.pdf"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copy = std::fs::read(dir.path().join("copy.pdf")).unwrap();
+    assert_eq!(
+        copy,
+        std::fs::read(dir.path().join("data/archive").join(pdf_key)).unwrap()
+    );
+    assert!(copy.starts_with(b"%PDF-"));
+
+    let out = archive_cli(dir.path(), &["verify", "--no-progress"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["invoices_checked"], 1);
+    assert_eq!(report["summary"]["invoices_ok"], 1);
+    assert_eq!(report["invoices"].as_array().unwrap().len(), 0);
+
+    // One changed byte in the archived PDF.
+    let path = dir.path().join("data/archive").join(pdf_key);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 10;
+    bytes[last] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let out = archive_cli(
+        dir.path(),
+        &["verify", "--no-progress", "--report", "report.json"],
+    );
+    assert_eq!(out.status.code(), Some(1), "a failed check exits with 1");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["summary"]["digest_mismatches"], 1);
+    let files = &report["invoices"][0]["files"];
+    assert_eq!(report["invoices"][0]["invoice_number"], number);
+    assert_eq!(files[2]["format"], "pdf");
+    assert_eq!(files[2]["digest_matches"], "failed");
+    assert_eq!(files[0]["digest_matches"], "passed");
+
+    let out = archive_cli(
+        dir.path(),
+        &["get", number, "--format", "pdf", "-o", "bad.pdf"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not match its recorded SM3 digest"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("bad.pdf").exists(), "nothing written");
+
+    // Every command-line access is in the trail.
+    let db = dir.path().join("data/fapiao.db");
+    let store = fapiao_services::store::Store::connect(&fapiao_services::store::StoreOptions {
+        url: format!("sqlite://{}", db.display()),
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    let trail = store
+        .access_records(&Default::default(), None, 10)
+        .await
+        .unwrap();
+    let seen: Vec<(&str, &str, &str)> = trail
+        .iter()
+        .map(|r| (r.actor.as_str(), r.method.as_str(), r.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("cli:auditor-alice", "cli archive get", "DATA_LOSS"),
+            ("cli:auditor-alice", "cli archive verify", "FAILED_CHECKS"),
+            ("cli:auditor-alice", "cli archive verify", "OK"),
+            ("cli:auditor-alice", "cli archive get", "OK"),
+        ]
+    );
+    store.close().await;
 }

@@ -11,6 +11,7 @@
 pub mod db;
 pub mod sample;
 
+use fapiao_proto::v1::audit_service_client::AuditServiceClient;
 use fapiao_proto::v1::issuance_service_client::IssuanceServiceClient;
 use fapiao_services::auth::{Role, TokenConfig};
 use fapiao_services::config::Config;
@@ -25,6 +26,8 @@ use tonic::transport::Channel;
 
 /// The token every harness server accepts as an issuer for every seller.
 pub const ISSUER_TOKEN: &str = "test-issuer-token-0001";
+/// Token of the harness auditor (auditor role only, every seller).
+pub const AUDITOR_TOKEN: &str = "test-auditor-token-0001";
 
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Debug, Clone)]
@@ -44,6 +47,8 @@ impl tonic::service::Interceptor for Bearer {
 
 /// A client of `IssuanceService` that authenticates with a bearer token.
 pub type IssuanceClient = IssuanceServiceClient<InterceptedService<Channel, Bearer>>;
+/// An audit client with a bearer token.
+pub type AuditClient = AuditServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// A token configuration: its name, secret value, roles and seller tax ids (`"*"` for all).
 pub fn token(name: &str, value: &str, roles: Vec<Role>, sellers: &[&str]) -> TokenConfig {
@@ -77,6 +82,24 @@ impl TestApp {
     /// A client authenticated with `token`.
     pub fn issuance_as(&self, token: &str) -> IssuanceClient {
         IssuanceServiceClient::with_interceptor(self.channel.clone(), Bearer(token.to_owned()))
+    }
+
+    /// An audit client authenticated as the harness auditor.
+    pub fn audit(&self) -> AuditClient {
+        self.audit_as(AUDITOR_TOKEN)
+    }
+
+    /// An audit client authenticated with `token`.
+    pub fn audit_as(&self, token: &str) -> AuditClient {
+        AuditServiceClient::with_interceptor(self.channel.clone(), Bearer(token.to_owned()))
+    }
+
+    /// The server's data folder (the default archive is its `archive` subfolder).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.database
+            .as_ref()
+            .map(|d| d.dir.path().to_path_buf())
+            .unwrap_or_default()
     }
 
     /// The sandbox's admin URL for `path` (`faults`, `stats`, …).
@@ -137,7 +160,10 @@ pub async fn spawn_app_on(
     config.data_dir = database.dir.path().to_path_buf();
     config.database.url = Some(database.url.clone().into());
     if config.tokens.is_empty() {
-        config.tokens = vec![token("harness", ISSUER_TOKEN, vec![Role::Issuer], &["*"])];
+        config.tokens = vec![
+            token("harness", ISSUER_TOKEN, vec![Role::Issuer], &["*"]),
+            token("auditor", AUDITOR_TOKEN, vec![Role::Auditor], &["*"]),
+        ];
     }
     if std::env::var_os("TEST_LOG").is_some() {
         // Several tests in one process: only the first installation succeeds, which is fine.

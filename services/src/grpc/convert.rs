@@ -2,7 +2,8 @@
 //! missing or malformed is carried into the domain draft as it is, and validation reports it with
 //! the rest, so a caller sees every problem at once.
 
-use crate::store::{InvoiceState, StoredEvent, StoredInvoice};
+use crate::store::{FileRecord, InvoiceState, StoredEvent, StoredInvoice};
+use fapiao_archive::Format;
 use fapiao_invoice::model::{
     Buyer, BuyerDraft, InvoiceContent, InvoiceDraft, InvoiceKind, Line, LineDraft, LineNature,
     Party, PricingMode, SellerDraft, Totals,
@@ -224,7 +225,7 @@ fn colour(c: fapiao_invoice::model::Colour) -> v1::InvoiceColour {
 }
 
 /// A stored invoice as the contract shows it.
-pub fn invoice(i: &StoredInvoice) -> v1::Invoice {
+pub fn invoice(i: &StoredInvoice, files: &[FileRecord]) -> v1::Invoice {
     let c = &i.content;
     v1::Invoice {
         invoice_number: i.number.to_string(),
@@ -260,7 +261,29 @@ pub fn invoice(i: &StoredInvoice) -> v1::Invoice {
             message: p.message.clone(),
             received_at: Some(timestamp(p.at)),
         }),
-        files: Vec::new(),
+        files: files.iter().map(archived_file).collect(),
+    }
+}
+
+/// The wire spelling of a file format.
+pub fn file_format(format: Format) -> v1::FileFormat {
+    match format {
+        Format::Xml => v1::FileFormat::Xml,
+        Format::Ofd => v1::FileFormat::Ofd,
+        Format::Pdf => v1::FileFormat::Pdf,
+    }
+}
+
+/// A recorded archive file as the contract shows it. Every file today is rendered by fapiao; the
+/// platform's signed originals will be recorded with `rendered_locally = false`.
+pub fn archived_file(file: &FileRecord) -> v1::ArchivedFile {
+    v1::ArchivedFile {
+        format: file_format(file.format).into(),
+        object_key: file.object_key.clone(),
+        sm3_hex: file.sm3_hex.clone(),
+        size_bytes: file.size_bytes,
+        archived_at: Some(timestamp(file.archived_at)),
+        rendered_locally: true,
     }
 }
 

@@ -245,7 +245,7 @@ impl IssuanceService for IssuanceApi {
             .pop()
             .ok_or_else(|| Status::internal("INTERNAL: the invoice went missing while waiting"))?;
         Ok(Response::new(v1::IssueInvoiceResponse {
-            invoice: Some(convert::invoice(&invoice)),
+            invoice: Some(convert::invoice(&invoice, &[])),
             replayed: issued.replayed,
         }))
     }
@@ -315,7 +315,7 @@ impl IssuanceService for IssuanceApi {
             results[position] = Some(v1::IssueInvoicesItemResult {
                 index: u32::try_from(position).unwrap_or(u32::MAX),
                 result: Some(v1::issue_invoices_item_result::Result::Invoice(
-                    convert::invoice(&invoice),
+                    convert::invoice(&invoice, &[]),
                 )),
                 replayed: ok.replayed,
             });
@@ -401,8 +401,16 @@ impl IssuanceService for IssuanceApi {
             .await?
             .pop()
             .ok_or_else(not_found)?;
+        let files = self
+            .issuance
+            .store()
+            .archived_files(&[invoice.number])
+            .await
+            .map_err(|e| status::internal("reading archived files", &e))?
+            .remove(&invoice.number)
+            .unwrap_or_default();
         Ok(Response::new(v1::GetInvoiceResponse {
-            invoice: Some(convert::invoice(&invoice)),
+            invoice: Some(convert::invoice(&invoice, &files)),
         }))
     }
 
@@ -456,6 +464,8 @@ impl IssuanceService for IssuanceApi {
                         .unwrap_or_else(|_| id.to_owned()),
                 ),
             },
+            buyer_name_contains: None,
+            invoice_number: None,
             issued_from: time(&req.issued_from, "issued_from")?,
             issued_to: time(&req.issued_to, "issued_to")?,
         };
@@ -473,12 +483,22 @@ impl IssuanceService for IssuanceApi {
             .map_err(|e| status::internal("listing invoices", &e))?;
         let more = page.len() > size as usize;
         page.truncate(size as usize);
+        let numbers: Vec<InvoiceNumber> = page.iter().map(|i| i.number).collect();
+        let files = self
+            .issuance
+            .store()
+            .archived_files(&numbers)
+            .await
+            .map_err(|e| status::internal("reading archived files", &e))?;
         let next_page_token = match (more, page.last()) {
             (true, Some(last)) => page_token(last, &print),
             _ => String::new(),
         };
         Ok(Response::new(v1::ListInvoicesResponse {
-            invoices: page.iter().map(convert::invoice).collect(),
+            invoices: page
+                .iter()
+                .map(|i| convert::invoice(i, files.get(&i.number).map_or(&[], |f| f)))
+                .collect(),
             next_page_token,
         }))
     }

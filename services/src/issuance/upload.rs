@@ -32,7 +32,7 @@ pub struct UploadConfig {
     /// Invoices per upload call (QDFPSC).
     pub batch_size: usize,
     /// Waits before the 1st, 2nd, … retry after "busy" or a timeout; the last repeats.
-    #[serde(with = "humantime_serde_vec")]
+    #[serde(with = "crate::config::durations")]
     pub backoff: Vec<Duration>,
     /// Uploads sent per invoice before it is parked for the reconciler.
     pub max_attempts: u32,
@@ -68,22 +68,6 @@ impl Default for UploadConfig {
             concurrency: 8,
             idle_poll: Duration::from_millis(500),
         }
-    }
-}
-
-/// `["10s", "30s"]` in config files.
-mod humantime_serde_vec {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
-        let texts = Vec::<String>::deserialize(d)?;
-        texts
-            .iter()
-            .map(|t| {
-                humantime_serde::re::humantime::parse_duration(t).map_err(serde::de::Error::custom)
-            })
-            .collect()
     }
 }
 

@@ -53,8 +53,8 @@ enum Slot {
 
 const INSERT_COLUMNS: &str = "invoice_number, seller_tax_id, request_id, content_sm3, kind, \
      colour, state, buyer_tax_id, buyer_name, amount, tax, total, issued_at, state_changed_at, \
-     content, blue_invoice_number, upload_phase, next_attempt_at";
-const INSERT_COLUMN_COUNT: usize = 18;
+     content, blue_invoice_number, upload_phase, next_attempt_at, archive_due_at";
+const INSERT_COLUMN_COUNT: usize = 19;
 
 impl Store {
     /// Issue `items` in one transaction. Each item gets its own outcome; an error means nothing of
@@ -443,7 +443,10 @@ fn bind_row(
     add(args, Some(serde_json::to_string(c)?))?;
     add(args, c.red.as_ref().map(|r| r.blue_number.to_string()))?;
     add(args, Some(super::UploadPhase::Send.as_str().to_owned()))?;
-    args.add(micros(now))
-        .map_err(|e| anyhow::anyhow!("binding: {e}"))?;
+    // Uploading and archiving are both due at once.
+    for _ in 0..2 {
+        args.add(micros(now))
+            .map_err(|e| anyhow::anyhow!("binding: {e}"))?;
+    }
     Ok(())
 }

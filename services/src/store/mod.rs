@@ -15,11 +15,16 @@
 //!
 //! Times are unix microseconds (UTC); money is decimal text; quota is integer fen.
 
+mod archive;
 mod issue;
 mod read;
 mod supply;
 mod upload;
 
+pub use archive::{
+    AccessFilter, AccessRecord, ArchiveBacklog, ArchiveProgress, ArchiveSetback, ArchivedInvoice,
+    DueArchive, FileRecord,
+};
 pub use issue::{IssueItem, IssueOutcome};
 pub use read::{InvoiceFilter, StoredEvent};
 pub use supply::{PendingDownload, SupplyStatus};

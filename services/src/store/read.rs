@@ -96,8 +96,23 @@ pub struct InvoiceFilter {
     pub kind: Option<InvoiceKind>,
     pub colour: Option<Colour>,
     pub buyer_tax_id: Option<String>,
+    /// Buyer names containing this text.
+    pub buyer_name_contains: Option<String>,
+    pub invoice_number: Option<String>,
     pub issued_from: Option<DateTime<Utc>>,
     pub issued_to: Option<DateTime<Utc>>,
+}
+
+/// `text` with LIKE's wildcards taken literally (escape character `\`).
+fn like_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(ch);
+    }
+    escaped
 }
 
 /// Where the previous page ended: `(issued_at, invoice_number)` of its last row.
@@ -199,11 +214,16 @@ impl Store {
             ("kind", filter.kind.map(|k| kind_text(k).to_owned())),
             ("colour", filter.colour.map(|c| colour_text(c).to_owned())),
             ("buyer_tax_id", filter.buyer_tax_id.clone()),
+            ("invoice_number", filter.invoice_number.clone()),
         ] {
             if let Some(v) = value {
                 clauses.push(format!("{column} = {}", next()));
                 args.add(v).map_err(err)?;
             }
+        }
+        if let Some(text) = &filter.buyer_name_contains {
+            clauses.push(format!("buyer_name LIKE {} ESCAPE '\\'", next()));
+            args.add(format!("%{}%", like_escape(text))).map_err(err)?;
         }
         if let Some(from) = filter.issued_from {
             clauses.push(format!("issued_at >= {}", next()));

@@ -1,0 +1,287 @@
+//! Verification of archived files (the integrity and usability parts of 四性检测), shared by
+//! `AuditService.VerifyInvoices` and `fapiao archive verify`.
+//!
+//! For every invoice in scope it fetches the three expected objects (by their documented keys,
+//! whether or not a file row exists, so a missing row is reported rather than hiding a file) and
+//! runs `fapiao_archive::check::check_file` on each: presence, SM3 and size against what was
+//! recorded at archiving time, parsing, rendering. Fetches run concurrently and checks run on the
+//! blocking pool across all cores; reports stream out as they complete, in issue order per page.
+//!
+//! This module reads only: it never repairs, rewrites or deletes an archived file.
+
+use crate::clock::china_time;
+use crate::store::{ArchivedInvoice, Store};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use fapiao_archive::check::{FileCheck, Outcome, Recorded, check_file};
+use fapiao_archive::store::Archive;
+use fapiao_archive::{Format, object_key};
+use fapiao_invoice::number::InvoiceNumber;
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+/// What to verify.
+#[derive(Debug, Clone)]
+pub enum VerifyScope {
+    One(InvoiceNumber),
+    /// Invoices issued in `[from, to)`, optionally of one seller.
+    Range {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        seller: Option<String>,
+    },
+}
+
+/// The checks of one invoice.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvoiceReport {
+    pub invoice_number: String,
+    pub seller_tax_id: String,
+    pub ok: bool,
+    pub files: Vec<FileReport>,
+}
+
+/// The checks of one file, in report form.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    pub format: &'static str,
+    pub present: bool,
+    pub digest_matches: &'static str,
+    pub parses: &'static str,
+    pub renders: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    #[serde(skip)]
+    pub check: FileCheck,
+}
+
+/// Totals over a run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub invoices_checked: u64,
+    pub invoices_ok: u64,
+    pub invoices_failed: u64,
+    pub files_missing: u64,
+    pub digest_mismatches: u64,
+    pub parse_failures: u64,
+    pub render_failures: u64,
+}
+
+impl Summary {
+    fn add(&mut self, report: &InvoiceReport) {
+        self.invoices_checked += 1;
+        if report.ok {
+            self.invoices_ok += 1;
+        } else {
+            self.invoices_failed += 1;
+        }
+        for file in &report.files {
+            let check = &file.check;
+            self.files_missing += u64::from(!check.present);
+            self.digest_mismatches += u64::from(check.digest == Outcome::Failed);
+            self.parse_failures += u64::from(check.parses == Outcome::Failed);
+            self.render_failures += u64::from(check.renders == Outcome::Failed);
+        }
+    }
+}
+
+fn outcome_text(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Passed => "passed",
+        Outcome::Failed => "failed",
+        Outcome::Skipped => "skipped",
+    }
+}
+
+impl FileReport {
+    fn new(check: FileCheck) -> Self {
+        Self {
+            format: check.format.extension(),
+            present: check.present,
+            digest_matches: outcome_text(check.digest),
+            parses: outcome_text(check.parses),
+            renders: outcome_text(check.renders),
+            detail: check.detail.clone(),
+            check,
+        }
+    }
+}
+
+/// How many invoices are read from the store per page.
+const PAGE: u32 = 512;
+/// Object reads in flight at once.
+const FETCHES: usize = 64;
+
+/// Count the invoices a scope covers (for progress bars).
+pub async fn count(store: &Store, scope: &VerifyScope) -> anyhow::Result<u64> {
+    match scope {
+        VerifyScope::One(_) => Ok(1),
+        VerifyScope::Range { from, to, seller } => {
+            store.count_issued(*from, *to, seller.as_deref()).await
+        }
+    }
+}
+
+/// Verify everything in `scope`, sending each invoice's report to `reports` as it completes.
+/// Stops early (returning what was counted) when the receiver is dropped.
+pub async fn verify(
+    store: &Store,
+    archive: &Archive,
+    scope: &VerifyScope,
+    reports: mpsc::Sender<InvoiceReport>,
+) -> anyhow::Result<Summary> {
+    let mut summary = Summary::default();
+    match scope {
+        VerifyScope::One(number) => {
+            let found = store
+                .get_invoice(number)
+                .await?
+                .with_context(|| format!("no invoice {number}"))?;
+            let files = store
+                .archived_files(&[*number])
+                .await?
+                .remove(number)
+                .unwrap_or_default();
+            let invoice = ArchivedInvoice {
+                number: found.number,
+                seller_tax_id: found.seller_tax_id,
+                issued_at: found.issued_at,
+                files,
+            };
+            for report in verify_page(archive, vec![invoice]).await? {
+                summary.add(&report);
+                let _ = reports.send(report).await;
+            }
+        }
+        VerifyScope::Range { from, to, seller } => {
+            let mut after = None;
+            loop {
+                let page = store
+                    .archived_invoices(*from, *to, seller.as_deref(), after, PAGE)
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = Some((last.issued_at, last.number));
+                let full = page.len() == PAGE as usize;
+                for report in verify_page(archive, page).await? {
+                    summary.add(&report);
+                    if reports.send(report).await.is_err() {
+                        return Ok(summary);
+                    }
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// Fetch and check one page of invoices.
+async fn verify_page(
+    archive: &Archive,
+    invoices: Vec<ArchivedInvoice>,
+) -> anyhow::Result<Vec<InvoiceReport>> {
+    // Fetch every expected object, keeping (invoice index, format) with the bytes.
+    let wanted: Vec<(usize, Format, String)> = invoices
+        .iter()
+        .enumerate()
+        .flat_map(|(i, invoice)| {
+            let at = china_time(invoice.issued_at);
+            Format::ALL.into_iter().map(move |format| {
+                (
+                    i,
+                    format,
+                    object_key(&invoice.seller_tax_id, at, &invoice.number, format),
+                )
+            })
+        })
+        .collect();
+    // A read error is reported against its file, not allowed to end the run.
+    let fetched: Vec<(usize, Format, Fetched)> = futures::stream::iter(wanted)
+        .map(|(i, format, key)| async move {
+            let fetched = archive.get(&key).await.map_err(|e| e.to_string());
+            (i, format, fetched)
+        })
+        .buffered(FETCHES)
+        .collect()
+        .await;
+    let mut bytes_of: Vec<[Fetched; 3]> = invoices
+        .iter()
+        .map(|_| std::array::from_fn(|_| Ok(None)))
+        .collect();
+    for (i, format, fetched) in fetched {
+        bytes_of[i][format_index(format)] = fetched;
+    }
+    // Check on the blocking pool, one chunk per core.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunk = invoices.len().div_ceil(cores).max(1);
+    let mut work = Vec::new();
+    let mut invoices = invoices.into_iter();
+    let mut bytes_of = bytes_of.into_iter();
+    loop {
+        let part: Vec<(ArchivedInvoice, [Fetched; 3])> = invoices
+            .by_ref()
+            .zip(bytes_of.by_ref())
+            .take(chunk)
+            .collect();
+        if part.is_empty() {
+            break;
+        }
+        work.push(tokio::task::spawn_blocking(move || {
+            part.into_iter()
+                .map(|(invoice, bytes)| check_invoice(&invoice, &bytes))
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut reports = Vec::new();
+    for task in work {
+        reports.extend(task.await.context("a verification task failed")?);
+    }
+    Ok(reports)
+}
+
+fn format_index(format: Format) -> usize {
+    match format {
+        Format::Xml => 0,
+        Format::Ofd => 1,
+        Format::Pdf => 2,
+    }
+}
+
+/// What reading one object gave: its bytes, nothing (absent), or why it could not be read.
+pub type Fetched = Result<Option<bytes::Bytes>, String>;
+
+/// Check one invoice's three files against its records.
+pub fn check_invoice(invoice: &ArchivedInvoice, bytes: &[Fetched; 3]) -> InvoiceReport {
+    let files: Vec<FileReport> = Format::ALL
+        .into_iter()
+        .map(|format| {
+            let record = invoice.files.iter().find(|f| f.format == format);
+            let recorded = record.map(|r| Recorded {
+                sm3_hex: &r.sm3_hex,
+                size: r.size_bytes,
+            });
+            let fetched = &bytes[format_index(format)];
+            let found = fetched.as_ref().ok().and_then(|b| b.as_deref());
+            let mut check = check_file(format, &invoice.number, recorded.as_ref(), found);
+            if let Err(error) = fetched {
+                check.detail = format!("cannot read the object: {error}");
+            }
+            if record.is_none() {
+                check.digest = Outcome::Failed;
+                if check.detail.is_empty() {
+                    check.detail = "no digest recorded: the invoice is not archived yet".into();
+                }
+            }
+            FileReport::new(check)
+        })
+        .collect();
+    InvoiceReport {
+        invoice_number: invoice.number.to_string(),
+        seller_tax_id: invoice.seller_tax_id.clone(),
+        ok: files.iter().all(|f| f.check.ok()),
+        files,
+    }
+}
