@@ -11,6 +11,9 @@
 //! It reports throughput, latency percentiles (HDR histogram) and errors by status code, then
 //! waits until the platform has recorded everything and reports how long that took and the
 //! largest upload backlog it saw (sampled from the server's log when it started the server).
+//! When it started the server it also waits until every invoice's XML, OFD and PDF are archived
+//! (reading the archive backlog from the server's database) and reports the end-to-end rate:
+//! invoices issued ÷ time from the first request until the last file was recorded.
 
 // A command-line report: printing is its output, and rates and percentiles are statistics, not money.
 #![allow(
@@ -23,6 +26,7 @@ use anyhow::Context;
 use clap::Parser;
 use fapiao_proto::v1::issuance_service_client::IssuanceServiceClient;
 use fapiao_proto::v1::{self, IssueInvoiceRequest, ListInvoicesRequest};
+use fapiao_services::store::{Store, StoreOptions};
 use fapiao_tests::Bearer;
 use fapiao_tests::sample;
 use hdrhistogram::Histogram;
@@ -87,6 +91,8 @@ impl Tally {
 }
 
 struct Server {
+    /// The server's database, to watch the archive backlog.
+    database_url: String,
     child: Child,
     backlog_peak: Arc<AtomicU64>,
     _dir: tempfile::TempDir,
@@ -153,8 +159,14 @@ fn start_server(
             }
         }
     });
+    let database_url = if database == "sqlite" {
+        format!("sqlite://{}/fapiao.db", dir.path().display())
+    } else {
+        database.to_owned()
+    };
     Ok((
         Server {
+            database_url,
             child,
             backlog_peak,
             _dir: dir,
@@ -327,6 +339,35 @@ async fn main() -> anyhow::Result<()> {
             "backlog     peak {} invoices waiting for the platform (server log)",
             server.backlog_peak.load(Ordering::Relaxed)
         );
+        let store = Store::connect(&StoreOptions {
+            url: server.database_url.clone(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(10),
+        })
+        .await?;
+        loop {
+            let backlog = store.archive_backlog().await?;
+            if backlog.pending == 0 {
+                let total = started.elapsed().as_secs_f64();
+                println!(
+                    "archived    every invoice's XML, OFD and PDF {:.1}s after the run ({} parked); \
+                     end to end {ok} in {total:.1}s = {:.0}/s",
+                    total - elapsed.as_secs_f64(),
+                    backlog.parked,
+                    ok as f64 / total
+                );
+                break;
+            }
+            if started.elapsed() > args.duration + args.drain_timeout {
+                println!(
+                    "archived    NO: {} invoices still without files",
+                    backlog.pending
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        store.close().await;
     }
     drop(server);
     Ok(())
