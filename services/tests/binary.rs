@@ -46,12 +46,10 @@ fn address_and_token(child: &mut Child) -> (String, String) {
     panic!("the server exited without saying where it listens");
 }
 
-#[tokio::test]
-async fn serve_starts_on_defaults_and_stops_on_sigterm() {
-    // The embedded defaults keep their data under ./data: run in a fresh folder.
-    let dir = tempfile::tempdir().unwrap();
+/// Start `fapiao serve` on its defaults in `dir`; returns it with its address and token.
+fn serve_in(dir: &std::path::Path) -> (Running, String, String) {
     let child = Command::new(env!("CARGO_BIN_EXE_fapiao"))
-        .current_dir(dir.path())
+        .current_dir(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("FAPIAO_LOG", "info")
         .env("NO_COLOR", "1")
@@ -61,6 +59,14 @@ async fn serve_starts_on_defaults_and_stops_on_sigterm() {
         .expect("fapiao starts");
     let mut running = Running(child);
     let (address, token) = address_and_token(&mut running.0);
+    (running, address, token)
+}
+
+#[tokio::test]
+async fn serve_starts_on_defaults_and_stops_on_sigterm() {
+    // The embedded defaults keep their data under ./data: run in a fresh folder.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut running, address, token) = serve_in(dir.path());
 
     let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
         .unwrap()
@@ -338,17 +344,7 @@ fn archive_cli(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn the_archive_cli_gets_and_verifies_files_and_detects_tampering() {
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_fapiao"))
-        .current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("FAPIAO_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("fapiao starts");
-    let mut running = Running(child);
-    let (address, token) = address_and_token(&mut running.0);
+    let (mut running, address, token) = serve_in(dir.path());
     let invoice = issue_and_archive(&address, &token).await;
     assert!(terminate(&mut running).await);
     let number = invoice.invoice_number.as_str();

@@ -480,17 +480,7 @@ async fn the_history_lists_every_state_change(db: TestDatabase) {
 }
 
 async fn a_failed_write_is_retried_until_the_files_exist(db: TestDatabase) {
-    // A plain file where the seller's folder must go makes every write fail, even for root.
-    let blocker = db.dir.path().join("archive").join(DEMO_SELLER);
-    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
-    std::fs::write(&blocker, b"not a folder").unwrap();
-    let store = Store::connect(&StoreOptions {
-        url: db.url.clone(),
-        max_connections: 1,
-        acquire_timeout: Duration::from_secs(5),
-    })
-    .await
-    .unwrap();
+    let (blocker, store) = block_archive_writes(&db).await;
     let app = spawn_app_on(db, quick()).await.unwrap();
     let number = issue(&app, "retry-1", "42").await;
     let parsed = number.parse().unwrap();
@@ -518,16 +508,7 @@ async fn a_failed_write_is_retried_until_the_files_exist(db: TestDatabase) {
 }
 
 async fn a_different_object_under_the_key_is_never_overwritten(db: TestDatabase) {
-    let blocker = db.dir.path().join("archive").join(DEMO_SELLER);
-    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
-    std::fs::write(&blocker, b"not a folder").unwrap();
-    let store = Store::connect(&StoreOptions {
-        url: db.url.clone(),
-        max_connections: 1,
-        acquire_timeout: Duration::from_secs(5),
-    })
-    .await
-    .unwrap();
+    let (blocker, store) = block_archive_writes(&db).await;
     let mut config = quick();
     // Long enough for the test to plant an object between two attempts.
     config.archive.backoff = vec![Duration::from_secs(2)];
@@ -590,6 +571,23 @@ async fn a_different_object_under_the_key_is_never_overwritten(db: TestDatabase)
         "an invoice without recorded files does not verify"
     );
     store.close().await;
+}
+
+/// Make every archive write for the demo seller fail (a plain file where its folder must go fails
+/// even for root) and open the store beside the server to watch the worker's progress. Removing
+/// the returned path clears the way.
+async fn block_archive_writes(db: &TestDatabase) -> (std::path::PathBuf, Store) {
+    let blocker = db.dir.path().join("archive").join(DEMO_SELLER);
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, b"not a folder").unwrap();
+    let store = Store::connect(&StoreOptions {
+        url: db.url.clone(),
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    (blocker, store)
 }
 
 /// The documented key of one of an invoice's files.

@@ -149,41 +149,51 @@ pub async fn verify(
                 issued_at: found.issued_at,
                 files,
             };
-            for report in verify_page(archive, vec![invoice]).await? {
+            let page = vec![invoice];
+            let fetched = fetch_page(archive, &page).await;
+            for report in check_page(page, fetched).await? {
                 summary.add(&report);
                 let _ = reports.send(report).await;
             }
         }
         VerifyScope::Range { from, to, seller } => {
-            let mut after = None;
-            loop {
+            let load = |after| async move {
                 let page = store
                     .archived_invoices(*from, *to, seller.as_deref(), after, PAGE)
                     .await?;
+                let fetched = fetch_page(archive, &page).await;
+                anyhow::Ok((page, fetched))
+            };
+            let mut next = Some(load(None).await?);
+            // Check one page on the blocking pool while the next one is read.
+            while let Some((page, fetched)) = next.take() {
                 let Some(last) = page.last() else { break };
-                after = Some((last.issued_at, last.number));
+                let cursor = (last.issued_at, last.number);
                 let full = page.len() == PAGE as usize;
-                for report in verify_page(archive, page).await? {
+                let following = async {
+                    if full {
+                        Some(load(Some(cursor)).await)
+                    } else {
+                        None
+                    }
+                };
+                let (checked, following) = tokio::join!(check_page(page, fetched), following);
+                for report in checked? {
                     summary.add(&report);
                     if reports.send(report).await.is_err() {
                         return Ok(summary);
                     }
                 }
-                if !full {
-                    break;
-                }
+                next = following.transpose()?;
             }
         }
     }
     Ok(summary)
 }
 
-/// Fetch and check one page of invoices.
-async fn verify_page(
-    archive: &Archive,
-    invoices: Vec<ArchivedInvoice>,
-) -> anyhow::Result<Vec<InvoiceReport>> {
-    // Fetch every expected object, keeping (invoice index, format) with the bytes.
+/// Read every expected object of a page of invoices.
+async fn fetch_page(archive: &Archive, invoices: &[ArchivedInvoice]) -> Vec<[Fetched; 3]> {
+    // Every expected object, keeping (invoice index, format) with the key.
     let wanted: Vec<(usize, Format, String)> = invoices
         .iter()
         .enumerate()
@@ -214,7 +224,14 @@ async fn verify_page(
     for (i, format, fetched) in fetched {
         bytes_of[i][format_index(format)] = fetched;
     }
-    // Check on the blocking pool, one chunk per core.
+    bytes_of
+}
+
+/// Check a page of invoices against what was read, one chunk per core on the blocking pool.
+async fn check_page(
+    invoices: Vec<ArchivedInvoice>,
+    bytes_of: Vec<[Fetched; 3]>,
+) -> anyhow::Result<Vec<InvoiceReport>> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let chunk = invoices.len().div_ceil(cores).max(1);
     let mut work = Vec::new();

@@ -101,6 +101,29 @@ impl AuditApi {
             .map_err(|e| status::internal("recording an access", &e))
     }
 
+    /// The invoice `number` if it exists and the caller may see its seller; `not_found` otherwise
+    /// (another seller's invoice is "not found", not "forbidden").
+    async fn visible_invoice(
+        &self,
+        call: &Call,
+        number: &InvoiceNumber,
+        not_found: impl Fn() -> Status,
+    ) -> Result<crate::store::StoredInvoice, Status> {
+        let invoice = self
+            .store
+            .get_invoice(number)
+            .await
+            .map_err(|e| status::internal("reading an invoice", &e))?
+            .ok_or_else(&not_found)?;
+        let caller = call
+            .caller
+            .as_ref()
+            .ok_or_else(|| Status::unauthenticated("UNAUTHENTICATED: no caller"))?;
+        let seller = TaxpayerId::parse(&invoice.seller_tax_id).map_err(|_| not_found())?;
+        caller.require_seller(&seller).map_err(|_| not_found())?;
+        Ok(invoice)
+    }
+
     /// Run `body` as `call`, recording its outcome.
     async fn audited<T>(
         &self,
@@ -387,19 +410,7 @@ impl AuditService for AuditApi {
             let format = format_from_wire(req.format)?;
             let not_found =
                 || Status::not_found(format!("FILE_NOT_FOUND: no archived {format} of {number}"));
-            let invoice = self
-                .store
-                .get_invoice(&number)
-                .await
-                .map_err(|e| status::internal("reading an invoice", &e))?
-                .ok_or_else(not_found)?;
-            let caller = call
-                .caller
-                .as_ref()
-                .ok_or_else(|| Status::unauthenticated(""))?;
-            if let Ok(seller) = TaxpayerId::parse(&invoice.seller_tax_id) {
-                caller.require_seller(&seller).map_err(|_| not_found())?;
-            }
+            self.visible_invoice(&call, &number, not_found).await?;
             let record = self
                 .store
                 .archived_files(&[number])
@@ -478,20 +489,10 @@ impl AuditService for AuditApi {
                 )),
                 Some(v1::verify_invoices_request::Scope::InvoiceNumber(text)) => {
                     let number = parse_number("invoice_number", text)?;
-                    let invoice = self
-                        .store
-                        .get_invoice(&number)
-                        .await
-                        .map_err(|e| status::internal("reading an invoice", &e))?;
-                    let visible = invoice.as_ref().is_some_and(|i| {
-                        TaxpayerId::parse(&i.seller_tax_id)
-                            .is_ok_and(|s| caller.require_seller(&s).is_ok())
-                    });
-                    if !visible {
-                        return Err(Status::not_found(format!(
-                            "INVOICE_NOT_FOUND: no invoice {number}"
-                        )));
-                    }
+                    self.visible_invoice(&call, &number, || {
+                        Status::not_found(format!("INVOICE_NOT_FOUND: no invoice {number}"))
+                    })
+                    .await?;
                     Ok(VerifyScope::One(number))
                 }
                 Some(v1::verify_invoices_request::Scope::Issued(range)) => {
@@ -608,19 +609,7 @@ impl AuditService for AuditApi {
         let body = async {
             let number = parse_number("invoice_number", &req.invoice_number)?;
             let not_found = || Status::not_found(format!("INVOICE_NOT_FOUND: no invoice {number}"));
-            let invoice = self
-                .store
-                .get_invoice(&number)
-                .await
-                .map_err(|e| status::internal("reading an invoice", &e))?
-                .ok_or_else(not_found)?;
-            let caller = call
-                .caller
-                .as_ref()
-                .ok_or_else(|| Status::unauthenticated(""))?;
-            if let Ok(seller) = TaxpayerId::parse(&invoice.seller_tax_id) {
-                caller.require_seller(&seller).map_err(|_| not_found())?;
-            }
+            self.visible_invoice(&call, &number, not_found).await?;
             let events = self
                 .store
                 .invoice_events(&number)
