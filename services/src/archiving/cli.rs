@@ -4,13 +4,13 @@
 //! Both commands write to the access trail like the gRPC service does (actor `cli:<user>`), check
 //! digests before handing out bytes, and never modify the archive.
 
+use super::read::{ReadError, read_checked};
 use super::verify::{self, InvoiceReport, Summary, VerifyScope};
 use crate::clock::china_offset;
 use crate::store::{AccessRecord, Store};
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use fapiao_archive::Format;
-use fapiao_archive::check::sm3_hex;
 use fapiao_archive::store::Archive;
 use fapiao_invoice::number::InvoiceNumber;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -60,12 +60,26 @@ pub async fn get(
     output: &Path,
     purpose: &str,
 ) -> anyhow::Result<()> {
-    let result = get_checked(store, archive, number, format).await;
+    let result = match number.trim().parse::<InvoiceNumber>() {
+        Ok(parsed) => read_checked(store, archive, &parsed, format).await,
+        Err(_) => {
+            trail(
+                store,
+                "get",
+                Some(number.to_owned()),
+                Some(format),
+                purpose,
+                "INVALID_ARGUMENT",
+            )
+            .await?;
+            bail!("{number:?} is not a 20-digit invoice number");
+        }
+    };
     let outcome = match &result {
         Ok(_) => "OK",
-        Err(GetError::NotFound(_)) => "NOT_FOUND",
-        Err(GetError::DataLoss(_)) => "DATA_LOSS",
-        Err(GetError::Other(_)) => "INTERNAL",
+        Err(ReadError::NotRecorded { .. }) => "NOT_FOUND",
+        Err(ReadError::Missing { .. } | ReadError::DigestMismatch { .. }) => "DATA_LOSS",
+        Err(ReadError::Failed(_)) => "INTERNAL",
     };
     trail(
         store,
@@ -76,56 +90,12 @@ pub async fn get(
         outcome,
     )
     .await?;
-    let bytes = match result {
-        Ok(bytes) => bytes,
-        Err(GetError::NotFound(m) | GetError::DataLoss(m)) => bail!(m),
-        Err(GetError::Other(e)) => return Err(e),
-    };
+    let (_, bytes) = result.map_err(|e| match e {
+        ReadError::Failed(error) => error,
+        other => anyhow::anyhow!("{other}; nothing written"),
+    })?;
     std::fs::write(output, &bytes).with_context(|| format!("writing {}", output.display()))?;
     Ok(())
-}
-
-enum GetError {
-    NotFound(String),
-    DataLoss(String),
-    Other(anyhow::Error),
-}
-
-async fn get_checked(
-    store: &Store,
-    archive: &Archive,
-    number: &str,
-    format: Format,
-) -> Result<bytes::Bytes, GetError> {
-    let parsed: InvoiceNumber = number
-        .trim()
-        .parse()
-        .map_err(|_| GetError::NotFound(format!("{number:?} is not a 20-digit invoice number")))?;
-    let record = store
-        .archived_files(&[parsed])
-        .await
-        .map_err(GetError::Other)?
-        .remove(&parsed)
-        .and_then(|files| files.into_iter().find(|f| f.format == format))
-        .ok_or_else(|| GetError::NotFound(format!("no archived {format} of invoice {parsed}")))?;
-    let bytes = archive
-        .get(&record.object_key)
-        .await
-        .map_err(|e| GetError::Other(e.into()))?
-        .ok_or_else(|| {
-            GetError::DataLoss(format!(
-                "the {format} of {parsed} is recorded under {} but missing from the archive",
-                record.object_key
-            ))
-        })?;
-    if bytes.len() as u64 != record.size_bytes || sm3_hex(&bytes) != record.sm3_hex {
-        return Err(GetError::DataLoss(format!(
-            "the {format} of {parsed} under {} does not match its recorded SM3 digest: the archive \
-             was changed; nothing written",
-            record.object_key
-        )));
-    }
-    Ok(bytes)
 }
 
 /// The JSON report of a verification run.

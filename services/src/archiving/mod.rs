@@ -12,6 +12,7 @@
 //! This module must not decide how files look (`fapiao_archive` renders) nor how keys are formed.
 
 pub mod cli;
+pub mod read;
 pub mod verify;
 
 use crate::clock::{SharedClock, china_time};

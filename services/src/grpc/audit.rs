@@ -7,16 +7,15 @@
 //! no read. Handlers only map messages; searching, archive reads and verification live in the
 //! store and `archiving`.
 
-use super::convert;
-use super::status;
+use super::{convert, paging, status};
+use crate::archiving::read::{ReadError, read_checked};
 use crate::archiving::verify::{self, InvoiceReport, VerifyScope};
 use crate::auth::{self, Caller, Role};
 use crate::clock::SharedClock;
 use crate::store::{AccessFilter, AccessRecord, InvoiceFilter, Store};
 use fapiao_archive::Format;
-use fapiao_archive::check::{Outcome, sm3_hex};
+use fapiao_archive::check::Outcome;
 use fapiao_archive::store::Archive;
-use fapiao_invoice::model::Colour;
 use fapiao_invoice::number::InvoiceNumber;
 use fapiao_invoice::taxpayer::TaxpayerId;
 use fapiao_proto::v1;
@@ -27,8 +26,6 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 500;
 /// Largest chunk of a file in one stream message.
 const CHUNK: usize = 64 * 1024;
 /// Longest verification range.
@@ -115,10 +112,7 @@ impl AuditApi {
             .await
             .map_err(|e| status::internal("reading an invoice", &e))?
             .ok_or_else(&not_found)?;
-        let caller = call
-            .caller
-            .as_ref()
-            .ok_or_else(|| Status::unauthenticated("UNAUTHENTICATED: no caller"))?;
+        let caller = call.caller()?;
         let seller = TaxpayerId::parse(&invoice.seller_tax_id).map_err(|_| not_found())?;
         caller.require_seller(&seller).map_err(|_| not_found())?;
         Ok(invoice)
@@ -143,11 +137,17 @@ impl AuditApi {
     }
 }
 
-fn authorise(call: &Call) -> Result<(), Status> {
-    match &call.caller {
-        Some(caller) => caller.require_role(Role::Auditor),
-        None => Err(Status::unauthenticated("UNAUTHENTICATED: no caller")),
+impl Call {
+    /// The authenticated caller (every call passed the interceptor, so there is one).
+    fn caller(&self) -> Result<&Caller, Status> {
+        self.caller
+            .as_deref()
+            .ok_or_else(|| Status::unauthenticated("UNAUTHENTICATED: no caller"))
     }
+}
+
+fn authorise(call: &Call) -> Result<(), Status> {
+    call.caller()?.require_role(Role::Auditor)
 }
 
 fn code_name(code: tonic::Code) -> &'static str {
@@ -225,20 +225,23 @@ fn time_range(field: &str, range: Option<&v1::TimeRange>) -> Result<Bounds, Stat
     Ok((from, to))
 }
 
-/// Page tokens: `a1.<last id>.<fingerprint>` for the trail, `s1.<micros>.<number>.<fingerprint>`
-/// for searches.
-fn fingerprint(text: &str) -> String {
-    let mut digest = sm3_hex(text.as_bytes());
-    digest.truncate(16);
-    digest
+/// Access-trail page tokens: `a1.<last id>.<filter fingerprint>`.
+fn access_token(last_id: i64, fingerprint: &str) -> String {
+    format!("a1.{last_id}.{fingerprint}")
 }
 
-fn bad_token() -> Status {
-    status::bad_field(
-        "page_token",
-        "PAGE_TOKEN_INVALID",
-        "分页标记无效或与筛选条件不符",
-    )
+fn parse_access_token(token: &str, fingerprint: &str) -> Result<Option<i64>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    let ["a1", id, seen] = parts[..] else {
+        return Err(paging::bad_token());
+    };
+    if seen != fingerprint {
+        return Err(paging::bad_token());
+    }
+    id.parse::<i64>().map(Some).map_err(|_| paging::bad_token())
 }
 
 fn outcome_message(outcome: Outcome) -> v1::CheckOutcome {
@@ -282,16 +285,8 @@ impl AuditService for AuditApi {
             ..About::default()
         };
         let body = async {
-            let caller = call
-                .caller
-                .as_ref()
-                .ok_or_else(|| Status::unauthenticated(""))?;
-            let mut states = Vec::new();
-            for (i, s) in req.states.iter().enumerate() {
-                states.push(convert::state_from_wire(*s).ok_or_else(|| {
-                    status::bad_field(&format!("states[{i}]"), "STATE_INVALID", "发票状态无效")
-                })?);
-            }
+            let caller = call.caller()?;
+            let states = paging::states(&req.states)?;
             let (issued_from, issued_to) = time_range("issued", req.issued.as_ref())?;
             let mut sellers = caller.visible_sellers();
             let seller = req.seller_tax_id.trim();
@@ -323,41 +318,16 @@ impl AuditService for AuditApi {
                 sellers,
                 states,
                 kind: None,
-                colour: match v1::InvoiceColour::try_from(req.colour) {
-                    Ok(v1::InvoiceColour::Blue) => Some(Colour::Blue),
-                    Ok(v1::InvoiceColour::Red) => Some(Colour::Red),
-                    _ => None,
-                },
+                colour: paging::colour(req.colour),
                 buyer_tax_id: Some(req.buyer_tax_id.trim().to_owned()).filter(|t| !t.is_empty()),
                 buyer_name_contains: Some(name.to_owned()).filter(|t| !t.is_empty()),
                 invoice_number: number,
                 issued_from,
                 issued_to,
             };
-            let print = fingerprint(&format!("{filter:?}"));
-            let after = match req.page_token.as_str() {
-                "" => None,
-                token => {
-                    let parts: Vec<&str> = token.split('.').collect();
-                    let ["s1", micros, number, seen] = parts[..] else {
-                        return Err(bad_token());
-                    };
-                    if seen != print {
-                        return Err(bad_token());
-                    }
-                    let at = micros
-                        .parse::<i64>()
-                        .ok()
-                        .and_then(chrono::DateTime::from_timestamp_micros)
-                        .ok_or_else(bad_token)?;
-                    let number: InvoiceNumber = number.parse().map_err(|_| bad_token())?;
-                    Some((at, number.to_string()))
-                }
-            };
-            let size = match req.page_size {
-                0 => DEFAULT_PAGE,
-                n => n.min(MAX_PAGE),
-            };
+            let print = paging::fingerprint(&filter);
+            let after = paging::parse_page_token(&req.page_token, &print)?;
+            let size = paging::page_size(req.page_size);
             let mut page = self
                 .store
                 .list_invoices(&filter, after.as_ref(), size + 1)
@@ -372,11 +342,7 @@ impl AuditService for AuditApi {
                 .await
                 .map_err(|e| status::internal("reading archived files", &e))?;
             let next_page_token = match (more, page.last()) {
-                (true, Some(last)) => format!(
-                    "s1.{}.{}.{print}",
-                    last.issued_at.timestamp_micros(),
-                    last.number
-                ),
+                (true, Some(last)) => paging::page_token(last, &print),
                 _ => String::new(),
             };
             Ok(v1::SearchInvoicesResponse {
@@ -411,34 +377,16 @@ impl AuditService for AuditApi {
             let not_found =
                 || Status::not_found(format!("FILE_NOT_FOUND: no archived {format} of {number}"));
             self.visible_invoice(&call, &number, not_found).await?;
-            let record = self
-                .store
-                .archived_files(&[number])
+            let (record, bytes) = read_checked(&self.store, &self.archive, &number, format)
                 .await
-                .map_err(|e| status::internal("reading archived files", &e))?
-                .remove(&number)
-                .and_then(|files| files.into_iter().find(|f| f.format == format))
-                .ok_or_else(not_found)?;
-            let bytes = self
-                .archive
-                .get(&record.object_key)
-                .await
-                .map_err(|e| status::internal("reading the archive", &anyhow::Error::new(e)))?;
-            let Some(bytes) = bytes else {
-                tracing::error!(invoice_number = %number, key = %record.object_key,
-                    "ALARM: a recorded archive object is missing");
-                return Err(Status::data_loss(format!(
-                    "FILE_MISSING: the archived {format} of {number} is recorded but missing"
-                )));
-            };
-            if bytes.len() as u64 != record.size_bytes || sm3_hex(&bytes) != record.sm3_hex {
-                tracing::error!(invoice_number = %number, key = %record.object_key,
-                    "ALARM: an archived object no longer matches its recorded digest");
-                return Err(Status::data_loss(format!(
-                    "DIGEST_MISMATCH: the archived {format} of {number} does not match its \
-                     recorded SM3 digest"
-                )));
-            }
+                .map_err(|e| match &e {
+                    ReadError::NotRecorded { .. } => not_found(),
+                    ReadError::Missing { .. } => Status::data_loss(format!("FILE_MISSING: {e}")),
+                    ReadError::DigestMismatch { .. } => {
+                        Status::data_loss(format!("DIGEST_MISMATCH: {e}"))
+                    }
+                    ReadError::Failed(error) => status::internal("reading an archived file", error),
+                })?;
             Ok((record, bytes, format))
         };
         let (record, bytes, format) = self.audited(&call, about, body).await?;
@@ -477,10 +425,7 @@ impl AuditService for AuditApi {
             ..About::default()
         };
         let body = async {
-            let caller = call
-                .caller
-                .as_ref()
-                .ok_or_else(|| Status::unauthenticated(""))?;
+            let caller = call.caller()?;
             match &req.scope {
                 None => Err(status::bad_field(
                     "scope",
@@ -642,24 +587,9 @@ impl AuditService for AuditApi {
                 from,
                 to,
             };
-            let print = fingerprint(&format!("{filter:?}"));
-            let before = match req.page_token.as_str() {
-                "" => None,
-                token => {
-                    let parts: Vec<&str> = token.split('.').collect();
-                    let ["a1", id, seen] = parts[..] else {
-                        return Err(bad_token());
-                    };
-                    if seen != print {
-                        return Err(bad_token());
-                    }
-                    Some(id.parse::<i64>().map_err(|_| bad_token())?)
-                }
-            };
-            let size = match req.page_size {
-                0 => DEFAULT_PAGE,
-                n => n.min(MAX_PAGE),
-            };
+            let print = paging::fingerprint(&filter);
+            let before = parse_access_token(&req.page_token, &print)?;
+            let size = paging::page_size(req.page_size);
             let mut records = self
                 .store
                 .access_records(&filter, before, size + 1)
@@ -668,7 +598,7 @@ impl AuditService for AuditApi {
             let more = records.len() > size as usize;
             records.truncate(size as usize);
             let next_page_token = match (more, records.last()) {
-                (true, Some(last)) => format!("a1.{}.{print}", last.id),
+                (true, Some(last)) => access_token(last.id, &print),
                 _ => String::new(),
             };
             Ok(v1::ListAccessRecordsResponse {

@@ -2,14 +2,14 @@
 //! convert, delegate to the issuance workflow and convert back. Red-letter RPCs answer
 //! `UNIMPLEMENTED` until the red-letter path lands.
 
-use super::{convert, status};
+use super::{convert, paging, status};
 use crate::auth::{self, Caller, Role};
 use crate::issuance::{Issuance, IssueError};
 use crate::sellers::SellerDirectory;
 use crate::store::{InvoiceFilter, StoredInvoice};
 use fapiao_invoice::catalog::TaxCodeCatalog;
 use fapiao_invoice::limits::Limits;
-use fapiao_invoice::model::{Colour, InvoiceContent, InvoiceDraft, InvoiceKind, SellerDraft};
+use fapiao_invoice::model::{InvoiceContent, InvoiceDraft, InvoiceKind, SellerDraft};
 use fapiao_invoice::number::InvoiceNumber;
 use fapiao_invoice::taxpayer::TaxpayerId;
 use fapiao_invoice::validate::Validator;
@@ -26,8 +26,6 @@ use tonic::{Request, Response, Status};
 pub const MAX_BATCH: usize = 100;
 const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 const MAX_WAIT: Duration = Duration::from_secs(60);
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 500;
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// What the issuance handlers need, shared by every call.
@@ -152,57 +150,6 @@ fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     })
-}
-
-/// `v1.<micros>.<number>.<filter fingerprint>`: where a page ended and what it filtered.
-fn page_token(last: &StoredInvoice, fingerprint: &str) -> String {
-    format!(
-        "v1.{}.{}.{fingerprint}",
-        last.issued_at.timestamp_micros(),
-        last.number
-    )
-}
-
-fn parse_page_token(
-    token: &str,
-    fingerprint: &str,
-) -> Result<Option<(chrono::DateTime<chrono::Utc>, String)>, Status> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let bad = || {
-        status::bad_field(
-            "page_token",
-            "PAGE_TOKEN_INVALID",
-            "分页标记无效或与筛选条件不符",
-        )
-    };
-    let mut parts = token.split('.');
-    let (Some("v1"), Some(micros), Some(number), Some(print), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return Err(bad());
-    };
-    if print != fingerprint {
-        return Err(bad());
-    }
-    let at = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(chrono::DateTime::from_timestamp_micros)
-        .ok_or_else(bad)?;
-    let number: InvoiceNumber = number.parse().map_err(|_| bad())?;
-    Ok(Some((at, number.to_string())))
-}
-
-fn fingerprint(filter: &InvoiceFilter) -> String {
-    let mut digest = crate::platform::protocol::sm3_hex(format!("{filter:?}").as_bytes());
-    digest.truncate(16);
-    digest
 }
 
 fn parse_cursor(cursor: &str) -> Result<Option<i64>, Status> {
@@ -429,12 +376,7 @@ impl IssuanceService for IssuanceApi {
             )
         })?;
         caller.require_seller(&seller)?;
-        let mut states = Vec::new();
-        for (i, s) in req.states.iter().enumerate() {
-            states.push(convert::state_from_wire(*s).ok_or_else(|| {
-                status::bad_field(&format!("states[{i}]"), "STATE_INVALID", "发票状态无效")
-            })?);
-        }
+        let states = paging::states(&req.states)?;
         let time = |t: &Option<prost_types::Timestamp>, field: &str| {
             t.as_ref()
                 .map(|t| {
@@ -451,11 +393,7 @@ impl IssuanceService for IssuanceApi {
                 Ok(v1::InvoiceKind::General) => Some(InvoiceKind::General),
                 _ => None,
             },
-            colour: match v1::InvoiceColour::try_from(req.colour) {
-                Ok(v1::InvoiceColour::Blue) => Some(Colour::Blue),
-                Ok(v1::InvoiceColour::Red) => Some(Colour::Red),
-                _ => None,
-            },
+            colour: paging::colour(req.colour),
             buyer_tax_id: match req.buyer_tax_id.trim() {
                 "" => None,
                 id => Some(
@@ -469,12 +407,9 @@ impl IssuanceService for IssuanceApi {
             issued_from: time(&req.issued_from, "issued_from")?,
             issued_to: time(&req.issued_to, "issued_to")?,
         };
-        let print = fingerprint(&filter);
-        let after = parse_page_token(&req.page_token, &print)?;
-        let size = match req.page_size {
-            0 => DEFAULT_PAGE,
-            n => n.min(MAX_PAGE),
-        };
+        let print = paging::fingerprint(&filter);
+        let after = paging::parse_page_token(&req.page_token, &print)?;
+        let size = paging::page_size(req.page_size);
         let mut page = self
             .issuance
             .store()
@@ -491,7 +426,7 @@ impl IssuanceService for IssuanceApi {
             .await
             .map_err(|e| status::internal("reading archived files", &e))?;
         let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => page_token(last, &print),
+            (true, Some(last)) => paging::page_token(last, &print),
             _ => String::new(),
         };
         Ok(Response::new(v1::ListInvoicesResponse {
@@ -675,10 +610,10 @@ mod tests {
         assert_eq!(parse_cursor("e42").unwrap(), Some(42));
         assert!(parse_cursor("42").is_err());
         assert!(parse_cursor("e-1").is_err());
-        assert!(parse_page_token("v1.1.2.x", "y").is_err());
-        assert!(parse_page_token("garbage", "y").is_err());
+        assert!(paging::parse_page_token("v1.1.2.x", "y").is_err());
+        assert!(paging::parse_page_token("garbage", "y").is_err());
         assert!(
-            parse_page_token("v1.1700000000000000.26312000000000000007.y", "y")
+            paging::parse_page_token("v1.1700000000000000.26312000000000000007.y", "y")
                 .unwrap()
                 .is_some()
         );

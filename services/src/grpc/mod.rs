@@ -4,9 +4,11 @@
 //! - [`convert`]: proto → domain drafts and domain → proto messages. No rules, only mapping.
 //! - [`status`]: domain errors → `tonic::Status`, with `google.rpc.BadRequest` details.
 //! - [`issuance`]: the `IssuanceService` implementation.
+//! - [`paging`]: page sizes, page tokens and the filters listings share.
 //! - [`audit`]: the `AuditService` implementation (auditors; every call recorded).
 
 pub mod audit;
 pub mod convert;
 pub mod issuance;
+pub mod paging;
 pub mod status;

@@ -1,0 +1,96 @@
+//! What `ListInvoices` and `SearchInvoices` share: page sizes, page tokens bound to their filters,
+//! and the wire filters both accept (states, colour).
+
+use super::{convert, status};
+use crate::store::{InvoiceState, StoredInvoice};
+use fapiao_invoice::model::Colour;
+use fapiao_invoice::number::InvoiceNumber;
+use fapiao_proto::v1;
+use tonic::Status;
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+
+/// The page size a request asked for: 50 when 0, at most 500.
+pub fn page_size(requested: u32) -> u32 {
+    match requested {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    }
+}
+
+/// `v1.<micros>.<number>.<filter fingerprint>`: where a page ended and what it filtered.
+pub fn page_token(last: &StoredInvoice, fingerprint: &str) -> String {
+    format!(
+        "v1.{}.{}.{fingerprint}",
+        last.issued_at.timestamp_micros(),
+        last.number
+    )
+}
+
+/// The cursor in `token`, refused unless it was made for the same filter.
+pub fn parse_page_token(
+    token: &str,
+    fingerprint: &str,
+) -> Result<Option<(chrono::DateTime<chrono::Utc>, String)>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let mut parts = token.split('.');
+    let (Some("v1"), Some(micros), Some(number), Some(print), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(bad_token());
+    };
+    if print != fingerprint {
+        return Err(bad_token());
+    }
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .ok_or_else(bad_token)?;
+    let number: InvoiceNumber = number.parse().map_err(|_| bad_token())?;
+    Ok(Some((at, number.to_string())))
+}
+
+/// A short digest of what a listing filters on, so a token cannot be replayed with other filters.
+pub fn fingerprint(filter: &impl std::fmt::Debug) -> String {
+    let mut digest = crate::platform::protocol::sm3_hex(format!("{filter:?}").as_bytes());
+    digest.truncate(16);
+    digest
+}
+
+/// The error of a token that is malformed or belongs to other filters.
+pub fn bad_token() -> Status {
+    status::bad_field(
+        "page_token",
+        "PAGE_TOKEN_INVALID",
+        "分页标记无效或与筛选条件不符",
+    )
+}
+
+/// The states a request filters on; each unknown value is a field violation.
+pub fn states(wire: &[i32]) -> Result<Vec<InvoiceState>, Status> {
+    wire.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            convert::state_from_wire(*s).ok_or_else(|| {
+                status::bad_field(&format!("states[{i}]"), "STATE_INVALID", "发票状态无效")
+            })
+        })
+        .collect()
+}
+
+/// The colour a request filters on; unspecified means both.
+pub fn colour(wire: i32) -> Option<Colour> {
+    match v1::InvoiceColour::try_from(wire) {
+        Ok(v1::InvoiceColour::Blue) => Some(Colour::Blue),
+        Ok(v1::InvoiceColour::Red) => Some(Colour::Red),
+        _ => None,
+    }
+}
