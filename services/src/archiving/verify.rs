@@ -39,21 +39,31 @@ pub struct InvoiceReport {
     pub invoice_number: String,
     pub seller_tax_id: String,
     pub ok: bool,
-    pub files: Vec<FileReport>,
+    #[serde(serialize_with = "files_json")]
+    pub files: Vec<FileCheck>,
 }
 
-/// The checks of one file, in report form.
-#[derive(Debug, Clone, Serialize)]
-pub struct FileReport {
-    pub format: &'static str,
-    pub present: bool,
-    pub digest_matches: &'static str,
-    pub parses: &'static str,
-    pub renders: &'static str,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub detail: String,
-    #[serde(skip)]
-    pub check: FileCheck,
+/// One file's checks as the JSON report spells them.
+#[derive(Serialize)]
+struct FileJson<'a> {
+    format: &'static str,
+    present: bool,
+    digest_matches: &'static str,
+    parses: &'static str,
+    renders: &'static str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    detail: &'a str,
+}
+
+fn files_json<S: serde::Serializer>(files: &[FileCheck], out: S) -> Result<S::Ok, S::Error> {
+    out.collect_seq(files.iter().map(|check| FileJson {
+        format: check.format.extension(),
+        present: check.present,
+        digest_matches: outcome_text(check.digest),
+        parses: outcome_text(check.parses),
+        renders: outcome_text(check.renders),
+        detail: &check.detail,
+    }))
 }
 
 /// Totals over a run.
@@ -76,8 +86,7 @@ impl Summary {
         } else {
             self.invoices_failed += 1;
         }
-        for file in &report.files {
-            let check = &file.check;
+        for check in &report.files {
             self.files_missing += u64::from(!check.present);
             self.digest_mismatches += u64::from(check.digest == Outcome::Failed);
             self.parse_failures += u64::from(check.parses == Outcome::Failed);
@@ -91,20 +100,6 @@ fn outcome_text(outcome: Outcome) -> &'static str {
         Outcome::Passed => "passed",
         Outcome::Failed => "failed",
         Outcome::Skipped => "skipped",
-    }
-}
-
-impl FileReport {
-    fn new(check: FileCheck) -> Self {
-        Self {
-            format: check.format.extension(),
-            present: check.present,
-            digest_matches: outcome_text(check.digest),
-            parses: outcome_text(check.parses),
-            renders: outcome_text(check.renders),
-            detail: check.detail.clone(),
-            check,
-        }
     }
 }
 
@@ -272,7 +267,7 @@ pub type Fetched = Result<Option<bytes::Bytes>, String>;
 
 /// Check one invoice's three files against its records.
 pub fn check_invoice(invoice: &ArchivedInvoice, bytes: &[Fetched; 3]) -> InvoiceReport {
-    let files: Vec<FileReport> = Format::ALL
+    let files: Vec<FileCheck> = Format::ALL
         .into_iter()
         .map(|format| {
             let record = invoice.files.iter().find(|f| f.format == format);
@@ -292,13 +287,13 @@ pub fn check_invoice(invoice: &ArchivedInvoice, bytes: &[Fetched; 3]) -> Invoice
                     check.detail = "no digest recorded: the invoice is not archived yet".into();
                 }
             }
-            FileReport::new(check)
+            check
         })
         .collect();
     InvoiceReport {
         invoice_number: invoice.number.to_string(),
         seller_tax_id: invoice.seller_tax_id.clone(),
-        ok: files.iter().all(|f| f.check.ok()),
+        ok: files.iter().all(FileCheck::ok),
         files,
     }
 }

@@ -261,12 +261,12 @@ fn report_message(report: &InvoiceReport) -> v1::InvoiceVerification {
             .files
             .iter()
             .map(|f| v1::FileCheck {
-                format: convert::file_format(f.check.format).into(),
-                present: f.check.present,
-                digest_matches: outcome_message(f.check.digest).into(),
-                parses: outcome_message(f.check.parses).into(),
-                renders: outcome_message(f.check.renders).into(),
-                detail: f.check.detail.clone(),
+                format: convert::file_format(f.format).into(),
+                present: f.present,
+                digest_matches: outcome_message(f.digest).into(),
+                parses: outcome_message(f.parses).into(),
+                renders: outcome_message(f.renders).into(),
+                detail: f.detail.clone(),
             })
             .collect(),
     }
