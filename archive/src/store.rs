@@ -4,14 +4,17 @@
 //! default), `memory://` (tests), `s3://bucket[/prefix]` with endpoint, region and credentials from
 //! [`S3Settings`] (AWS, MinIO, RustFS, Ceph, OSS, COS and other S3-compatible services).
 //!
-//! Every object is written with `PutMode::Create`: a retry that finds an identical object counts as
-//! written, a different object under the same key is refused with [`ArchiveError::Conflict`] and
-//! left untouched. Archived files are evidence; nothing here overwrites or deletes one.
+//! Every object is written once (`PutMode::Create`; a local directory has its own writer, see
+//! `local`): a retry that finds an identical object counts as written, a different object under
+//! the same key is refused with [`ArchiveError::Conflict`] and left untouched. Archived files are
+//! evidence; nothing here overwrites or deletes one. [`Archive::put_all`] writes many objects at
+//! once; a local directory makes a whole batch durable with one flush.
 //!
 //! This module must not decide keys (see [`crate::object_key`]) or record digests (the service's
 //! store does that).
 
 use bytes::Bytes;
+use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
@@ -21,6 +24,9 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 use std::sync::Arc;
+
+mod local;
+use local::LocalDir;
 
 /// Connection settings of an `s3://` archive. Unset fields fall back to the standard `AWS_*`
 /// environment variables.
@@ -51,12 +57,18 @@ pub enum ArchiveError {
         #[source]
         source: object_store::Error,
     },
+    #[error("archive directory failed on {key}: {source}")]
+    Io {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl ArchiveError {
     /// Whether trying again later may succeed (a conflict never will).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Backend { .. })
+        matches!(self, Self::Backend { .. } | Self::Io { .. })
     }
 }
 
@@ -67,12 +79,17 @@ pub enum Written {
     Created,
     /// An identical object was already there (an earlier attempt got through).
     AlreadyThere,
+    /// A local file cut short by an earlier attempt (a crash mid-write) held the start of these
+    /// bytes; the rest was written.
+    Completed,
 }
 
 /// A write-once object store.
 #[derive(Clone)]
 pub struct Archive {
     store: Arc<dyn ObjectStore>,
+    /// A local directory is written by its own writer (see `local`), read through `store`.
+    local: Option<Arc<LocalDir>>,
     /// The URL without credentials, for logs.
     location: String,
 }
@@ -96,6 +113,7 @@ pub fn open(url: &str, s3: &S3Settings) -> Result<Archive, ArchiveError> {
 /// lose the file: only turn it off for throwaway archives or storage that is durable by itself.
 pub fn open_with(url: &str, s3: &S3Settings, local_fsync: bool) -> Result<Archive, ArchiveError> {
     let url = url.trim();
+    let mut local = None;
     let (store, location): (Arc<dyn ObjectStore>, String) = if url == "memory://" {
         (Arc::new(InMemory::new()), url.to_owned())
     } else if let Some(rest) = url.strip_prefix("s3://") {
@@ -136,11 +154,15 @@ pub fn open_with(url: &str, s3: &S3Settings, local_fsync: bool) -> Result<Archiv
             ArchiveError::Url(format!("cannot create archive directory {dir}: {e}"))
         })?;
         let store = LocalFileSystem::new_with_prefix(dir)
-            .map_err(|e| ArchiveError::Url(format!("cannot open archive directory {dir}: {e}")))?
-            .with_fsync(local_fsync);
+            .map_err(|e| ArchiveError::Url(format!("cannot open archive directory {dir}: {e}")))?;
+        local = Some(Arc::new(LocalDir::new(dir.into(), local_fsync)?));
         (Arc::new(store), format!("file://{dir}"))
     };
-    Ok(Archive { store, location })
+    Ok(Archive {
+        store,
+        local,
+        location,
+    })
 }
 
 fn s3_store(bucket: &str, s3: &S3Settings) -> Result<object_store::aws::AmazonS3, ArchiveError> {
@@ -175,6 +197,15 @@ impl Archive {
     /// Write `bytes` under `key` unless an object is there: identical → [`Written::AlreadyThere`],
     /// different → [`ArchiveError::Conflict`] (the stored object is left as it is).
     pub async fn put_once(&self, key: &str, bytes: Bytes) -> Result<Written, ArchiveError> {
+        if let Some(local) = &self.local {
+            let mut results = local.put_all(vec![(key.to_owned(), bytes)]).await;
+            return results.pop().unwrap_or_else(|| {
+                Err(ArchiveError::Io {
+                    key: key.to_owned(),
+                    source: std::io::Error::other("nothing was written"),
+                })
+            });
+        }
         let path = Path::from(key);
         let options = PutOptions {
             mode: PutMode::Create,
@@ -197,6 +228,24 @@ impl Archive {
                 source,
             }),
         }
+    }
+
+    /// [`Archive::put_once`] for many objects, results in item order. A local directory writes
+    /// them on a few threads and makes them durable together; other stores take up to
+    /// `concurrency` requests at once.
+    pub async fn put_all(
+        &self,
+        items: Vec<(String, Bytes)>,
+        concurrency: usize,
+    ) -> Vec<Result<Written, ArchiveError>> {
+        if let Some(local) = &self.local {
+            return local.put_all(items).await;
+        }
+        futures::stream::iter(items)
+            .map(|(key, bytes)| async move { self.put_once(&key, bytes).await })
+            .buffered(concurrency.max(1))
+            .collect()
+            .await
     }
 
     /// The object under `key`, or `None` when there is none.

@@ -76,6 +76,7 @@ archive_contract!(
     a_different_object_is_refused_and_the_first_kept,
     concurrent_writers_create_once,
     large_objects_round_trip,
+    a_batch_reports_each_object_in_order,
 );
 
 const KEY: &str = "91310000MA1FP00011/2025/03/07/25312000000000008848/25312000000000008848.pdf";
@@ -142,11 +143,45 @@ async fn concurrent_writers_create_once(backend: Backend) {
     for writer in writers {
         match writer.await.unwrap().unwrap() {
             Written::Created => created += 1,
-            Written::AlreadyThere => {}
+            Written::AlreadyThere | Written::Completed => {}
         }
     }
     assert_eq!(created, 1, "exactly one writer creates the object");
     assert_eq!(backend.archive.get(KEY).await.unwrap(), Some(bytes));
+}
+
+async fn a_batch_reports_each_object_in_order(backend: Backend) {
+    let archive = &backend.archive;
+    let key = |n: u32| format!("91310000MA1FP00011/2025/03/07/{n}/{n}.xml");
+    archive
+        .put_once(&key(2), Bytes::from_static(b"two"))
+        .await
+        .unwrap();
+    archive
+        .put_once(&key(3), Bytes::from_static(b"three"))
+        .await
+        .unwrap();
+    let mut items: Vec<(String, Bytes)> = (10..60)
+        .map(|n| (key(n), Bytes::from(format!("file {n}"))))
+        .collect();
+    items.insert(0, (key(2), Bytes::from_static(b"two")));
+    items.insert(1, (key(3), Bytes::from_static(b"not three")));
+    let results = archive.put_all(items.clone(), 4).await;
+    assert_eq!(results.len(), items.len());
+    assert_eq!(*results[0].as_ref().unwrap(), Written::AlreadyThere);
+    assert!(
+        matches!(&results[1], Err(ArchiveError::Conflict { key: k }) if *k == key(3)),
+        "{:?}",
+        results[1]
+    );
+    for ((key, bytes), result) in items.iter().zip(&results).skip(2) {
+        assert_eq!(*result.as_ref().unwrap(), Written::Created, "{key}");
+        assert_eq!(archive.get(key).await.unwrap().as_ref(), Some(bytes));
+    }
+    assert_eq!(
+        archive.get(&key(3)).await.unwrap().as_deref(),
+        Some(&b"three"[..])
+    );
 }
 
 async fn large_objects_round_trip(backend: Backend) {

@@ -5,7 +5,7 @@
 //! records them. A file row is written after its object, so a row always names an object that was
 //! written; an object without a row (a crash in between) is found identical on the retry.
 
-use super::{Store, from_micros, micros, placeholders};
+use super::{Store, from_micros, micros};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use fapiao_archive::Format;
@@ -173,7 +173,7 @@ impl Store {
             .context("starting archive record")?;
         for chunk in rows.chunks(300) {
             let values: Vec<String> = (0..chunk.len())
-                .map(|r| format!("({})", placeholders(1 + r * COLUMNS, COLUMNS)))
+                .map(|r| format!("({})", self.backend.params(1 + r * COLUMNS, COLUMNS)))
                 .collect();
             let sql = format!(
                 "INSERT INTO archived_files (invoice_number, format, object_key, size_bytes, sm3, \
@@ -201,7 +201,7 @@ impl Store {
             let sql = format!(
                 "UPDATE invoices SET archive_due_at = NULL, archive_problem = NULL \
                  WHERE invoice_number IN ({})",
-                placeholders(1, chunk.len())
+                self.backend.params(1, chunk.len())
             );
             let mut args = AnyArguments::default();
             for (number, _) in chunk {
@@ -302,7 +302,7 @@ impl Store {
             let sql = format!(
                 "SELECT invoice_number, format, object_key, size_bytes, sm3, archived_at \
                  FROM archived_files WHERE invoice_number IN ({}) ORDER BY invoice_number, format",
-                placeholders(1, chunk.len())
+                self.backend.params(1, chunk.len())
             );
             let mut args = AnyArguments::default();
             for number in chunk {

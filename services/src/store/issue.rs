@@ -286,12 +286,13 @@ impl Store {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Vec<String>> {
         let mut stored = Vec::with_capacity(rows.len());
+        let backend = self.backend;
         for chunk in rows.chunks(500) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|r| {
                     format!(
                         "({})",
-                        placeholders(1 + r * INSERT_COLUMN_COUNT, INSERT_COLUMN_COUNT)
+                        backend.params(1 + r * INSERT_COLUMN_COUNT, INSERT_COLUMN_COUNT)
                     )
                 })
                 .collect();

@@ -52,9 +52,10 @@ pub(crate) async fn insert_events(
     tx: &mut sqlx::AnyConnection,
     events: &[NewEvent],
 ) -> anyhow::Result<()> {
+    let backend = super::Backend::of(tx);
     for chunk in events.chunks(1000) {
         let values: Vec<String> = (0..chunk.len())
-            .map(|r| format!("({})", placeholders(1 + r * EVENT_COLUMNS, EVENT_COLUMNS)))
+            .map(|r| format!("({})", backend.params(1 + r * EVENT_COLUMNS, EVENT_COLUMNS)))
             .collect();
         let sql = format!(
             "INSERT INTO invoice_events (invoice_number, seller_tax_id, request_id, colour, state, \

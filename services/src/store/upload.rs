@@ -325,12 +325,13 @@ async fn insert_attempts(
         .iter()
         .filter_map(|u| u.attempt.as_ref().map(|a| (u, a)))
         .collect();
+    let backend = super::Backend::of(tx);
     for chunk in notes.chunks(1000) {
         let values: Vec<String> = (0..chunk.len())
             .map(|r| {
                 format!(
                     "({})",
-                    placeholders(1 + r * ATTEMPT_COLUMNS, ATTEMPT_COLUMNS)
+                    backend.params(1 + r * ATTEMPT_COLUMNS, ATTEMPT_COLUMNS)
                 )
             })
             .collect();
