@@ -51,9 +51,21 @@ pub struct FileCheck {
     pub renders: Outcome,
     /// What failed or was skipped and why, `; `-separated; empty when everything passed.
     pub detail: String,
+    /// `parses` and `renders` were not run again: these exact bytes (the digest matched) passed
+    /// the same version of the checks before ([`check_file_reusing`]).
+    pub usability_recorded: bool,
 }
 
 impl FileCheck {
+    /// Whether this check ran the parse and render checks itself and everything passed: the
+    /// verdict worth remembering for these bytes under [`CHECKS_VERSION`].
+    pub fn newly_usable(&self) -> bool {
+        !self.usability_recorded
+            && self.digest == Outcome::Passed
+            && self.parses == Outcome::Passed
+            && self.renders != Outcome::Failed
+    }
+
     /// Present, and no part failed.
     pub fn ok(&self) -> bool {
         self.present
@@ -73,6 +85,10 @@ pub fn sm3_hex(bytes: &[u8]) -> String {
     hex
 }
 
+/// Version of the parse and render checks. Change it whenever a check changes what it accepts:
+/// verdicts remembered under another version are then not reused.
+pub const CHECKS_VERSION: &str = "fapiao-checks/1";
+
 /// Check one file of invoice `number`. `recorded` is what the store noted at archiving time
 /// (`None` if nothing was), `bytes` the file as fetched (`None` if it is missing).
 pub fn check_file(
@@ -81,6 +97,21 @@ pub fn check_file(
     recorded: Option<&Recorded<'_>>,
     bytes: Option<&[u8]>,
 ) -> FileCheck {
+    check_file_reusing(format, number, recorded, bytes, None)
+}
+
+/// [`check_file`], reusing an earlier verdict where that is sound. `passed_before` is the version
+/// of the checks that parsed and rendered, without a failure, a file with the recorded digest.
+/// When the digest matches now and that version is [`CHECKS_VERSION`], the bytes are the ones that
+/// passed (SM3 is collision-resistant) and the checks are deterministic, so they are not run again:
+/// the file still gets read and hashed in full, and `usability_recorded` says what was reused.
+pub fn check_file_reusing(
+    format: Format,
+    number: &InvoiceNumber,
+    recorded: Option<&Recorded<'_>>,
+    bytes: Option<&[u8]>,
+    passed_before: Option<&str>,
+) -> FileCheck {
     let mut check = FileCheck {
         format,
         present: bytes.is_some(),
@@ -88,6 +119,7 @@ pub fn check_file(
         parses: Outcome::Skipped,
         renders: Outcome::Skipped,
         detail: String::new(),
+        usability_recorded: false,
     };
     let Some(bytes) = bytes else {
         check.note("the file is missing");
@@ -117,6 +149,16 @@ pub fn check_file(
                 }
             }
         }
+    }
+
+    if check.digest == Outcome::Passed && passed_before == Some(CHECKS_VERSION) {
+        check.parses = Outcome::Passed;
+        check.renders = match format {
+            Format::Xml => Outcome::Skipped,
+            Format::Ofd | Format::Pdf => Outcome::Passed,
+        };
+        check.usability_recorded = true;
+        return check;
     }
 
     // The parsers are written not to panic; the guard makes sure a bug in one of them (or in a

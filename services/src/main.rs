@@ -95,6 +95,10 @@ enum ArchiveCommand {
         /// Report passing invoices too.
         #[arg(long)]
         all: bool,
+        /// Parse and render every file again. By default a file whose digest matches and whose
+        /// exact bytes passed the current checks in an earlier run is only read and hashed.
+        #[arg(long)]
+        deep: bool,
         /// Write the report to this file instead of standard output.
         #[arg(long)]
         report: Option<PathBuf>,
@@ -205,6 +209,7 @@ async fn archive_command(command: ArchiveCommand, config: &Config) -> anyhow::Re
             to,
             seller,
             all,
+            deep,
             report,
             no_progress,
         } => {
@@ -213,6 +218,7 @@ async fn archive_command(command: ArchiveCommand, config: &Config) -> anyhow::Re
                 to,
                 seller,
                 all,
+                deep,
                 progress: !no_progress && std::io::stderr().is_terminal(),
             };
             let summary = match &report {

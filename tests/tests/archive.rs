@@ -110,10 +110,19 @@ async fn verify_one(
     app: &TestApp,
     number: &str,
 ) -> (v1::InvoiceVerification, v1::VerificationSummary) {
+    verify_with(app, number, false).await
+}
+
+async fn verify_with(
+    app: &TestApp,
+    number: &str,
+    deep: bool,
+) -> (v1::InvoiceVerification, v1::VerificationSummary) {
     let mut stream = app
         .audit()
         .verify_invoices(VerifyInvoicesRequest {
             scope: Some(verify_invoices_request::Scope::InvoiceNumber(number.into())),
+            deep,
             ..Default::default()
         })
         .await
@@ -139,6 +148,7 @@ fapiao_tests::on_both_databases!(
     auditors_download_files_and_every_access_is_recorded,
     auditors_search_across_sellers_with_filters,
     tampering_with_any_byte_is_detected,
+    a_repeat_verification_reuses_verdicts_only_for_unchanged_bytes,
     the_history_lists_every_state_change,
     a_failed_write_is_retried_until_the_files_exist,
     a_different_object_under_the_key_is_never_overwritten,
@@ -444,6 +454,61 @@ async fn tampering_with_any_byte_is_detected(db: TestDatabase) {
         std::fs::write(&path, &original).unwrap();
     }
     assert!(verify_one(&app, &number).await.0.ok);
+}
+
+async fn a_repeat_verification_reuses_verdicts_only_for_unchanged_bytes(db: TestDatabase) {
+    let app = spawn_app_on(db, quick()).await.unwrap();
+    let number = issue(&app, "repeat-1", "320").await;
+    let invoice = archived(&app, &number).await;
+    let reused = |report: &v1::InvoiceVerification| -> Vec<bool> {
+        report.files.iter().map(|f| f.usability_recorded).collect()
+    };
+
+    let (first, _) = verify_one(&app, &number).await;
+    assert!(first.ok, "{first:?}");
+    assert_eq!(
+        reused(&first),
+        [false; 3],
+        "the first run parses and renders"
+    );
+    let (second, _) = verify_one(&app, &number).await;
+    assert!(second.ok, "{second:?}");
+    assert_eq!(
+        reused(&second),
+        [true; 3],
+        "unchanged bytes keep their verdict"
+    );
+    for file in &second.files {
+        assert_eq!(file.digest_matches(), v1::CheckOutcome::Passed);
+        assert_eq!(file.parses(), v1::CheckOutcome::Passed);
+    }
+    let (deep, _) = verify_with(&app, &number, true).await;
+    assert!(deep.ok);
+    assert_eq!(
+        reused(&deep),
+        [false; 3],
+        "a deep run checks everything again"
+    );
+
+    // A file that changed is checked in full: its parse failure is its own.
+    let pdf = invoice
+        .files
+        .iter()
+        .position(|f| f.format() == v1::FileFormat::Pdf)
+        .unwrap();
+    let path = archive_path(&app, &invoice.files[pdf].object_key);
+    let original = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &original[..original.len() / 3]).unwrap();
+    let (broken, _) = verify_one(&app, &number).await;
+    let file = &broken.files[pdf];
+    assert!(!broken.ok && !file.usability_recorded);
+    assert_eq!(file.digest_matches(), v1::CheckOutcome::Failed);
+    assert_eq!(file.parses(), v1::CheckOutcome::Failed, "{}", file.detail);
+
+    std::fs::write(&path, &original).unwrap();
+    let (restored, _) = verify_one(&app, &number).await;
+    assert!(restored.ok);
+    assert_eq!(reused(&restored), [true; 3]);
 }
 
 async fn the_history_lists_every_state_change(db: TestDatabase) {

@@ -53,13 +53,68 @@ fn a_good_file_of_each_format_passes() {
                 parses: Outcome::Passed,
                 renders,
                 detail: String::new(),
+                usability_recorded: false,
             }
         );
-        assert!(check.ok());
+        assert!(check.ok() && check.newly_usable());
         let unrecorded = check_file(format, &number, None, Some(bytes));
         assert_eq!(unrecorded.digest, Outcome::Skipped);
         assert!(unrecorded.ok(), "{}", unrecorded.detail);
     }
+}
+
+#[test]
+fn a_verdict_is_reused_only_for_the_same_bytes_and_the_same_checks() {
+    let number = sample::number();
+    let ofd = OfdFiles::contract(&number.to_string(), &blue_xml()).zip();
+    let (hex, size) = recorded_for(&ofd);
+    let recorded = Recorded {
+        sm3_hex: &hex,
+        size,
+    };
+    let reused = check_file_reusing(
+        Format::Ofd,
+        &number,
+        Some(&recorded),
+        Some(&ofd),
+        Some(CHECKS_VERSION),
+    );
+    assert!(reused.usability_recorded && reused.ok() && !reused.newly_usable());
+    assert_eq!(
+        (reused.parses, reused.renders),
+        (Outcome::Passed, Outcome::Passed)
+    );
+
+    let older = check_file_reusing(
+        Format::Ofd,
+        &number,
+        Some(&recorded),
+        Some(&ofd),
+        Some("fapiao-checks/0"),
+    );
+    assert!(
+        !older.usability_recorded && older.newly_usable(),
+        "checked again"
+    );
+
+    // A changed file does not match the digest, so its verdict is its own.
+    let mut broken = ofd.clone();
+    broken.truncate(ofd.len() / 2);
+    broken.resize(ofd.len(), 0);
+    let checked = check_file_reusing(
+        Format::Ofd,
+        &number,
+        Some(&recorded),
+        Some(&broken),
+        Some(CHECKS_VERSION),
+    );
+    assert!(!checked.usability_recorded);
+    assert_eq!(
+        (checked.digest, checked.parses),
+        (Outcome::Failed, Outcome::Failed),
+        "{}",
+        checked.detail
+    );
 }
 
 #[test]

@@ -131,6 +131,8 @@ pub struct VerifyOptions {
     pub seller: Option<String>,
     /// Include passing invoices in the report.
     pub all: bool,
+    /// Parse and render every file again, even where its bytes passed the current checks before.
+    pub deep: bool,
     pub progress: bool,
 }
 
@@ -189,7 +191,10 @@ pub async fn verify(
             kept
         }
     };
-    let (summary, invoices) = tokio::join!(verify::verify(store, archive, &scope, tx), collect);
+    let (summary, invoices) = tokio::join!(
+        verify::verify(store, archive, &scope, options.deep, tx),
+        collect
+    );
     let summary = summary?;
     bar.finish();
     let report = VerifyReport {

@@ -146,6 +146,7 @@ pub fn render(item: &DueArchive, archived_at: DateTime<Utc>) -> RenderedInvoice 
                 size_bytes: u64::try_from(bytes.len()).unwrap_or(u64::MAX),
                 sm3_hex: fapiao_archive::check::sm3_hex(&bytes),
                 archived_at,
+                checks_passed: None,
             };
             (record, bytes::Bytes::from(bytes))
         })

@@ -7,13 +7,19 @@
 //! recorded at archiving time, parsing, rendering. Fetches run concurrently and checks run on the
 //! blocking pool across all cores; reports stream out as they complete, in issue order per page.
 //!
-//! This module reads only: it never repairs, rewrites or deletes an archived file.
+//! Every file is read and hashed in full on every run. Parsing and rendering are what cost, and
+//! their verdict depends only on the bytes: when a file's digest matches and these exact bytes
+//! already passed the current version of the checks (noted in the store after a run), the verdict
+//! is reused and the report says so; `deep` runs every check again.
+//!
+//! This module never repairs, rewrites or deletes an archived file; the only thing it writes is
+//! that note.
 
 use crate::clock::china_time;
 use crate::store::{ArchivedInvoice, Store};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use fapiao_archive::check::{FileCheck, Outcome, Recorded, check_file};
+use fapiao_archive::check::{CHECKS_VERSION, FileCheck, Outcome, Recorded, check_file_reusing};
 use fapiao_archive::store::Archive;
 use fapiao_archive::{Format, object_key};
 use fapiao_invoice::number::InvoiceNumber;
@@ -53,6 +59,9 @@ struct FileJson<'a> {
     renders: &'static str,
     #[serde(skip_serializing_if = "str::is_empty")]
     detail: &'a str,
+    /// Parsing and rendering were not run again (see the module documentation).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    usability_recorded: bool,
 }
 
 fn files_json<S: serde::Serializer>(files: &[FileCheck], out: S) -> Result<S::Ok, S::Error> {
@@ -63,6 +72,7 @@ fn files_json<S: serde::Serializer>(files: &[FileCheck], out: S) -> Result<S::Ok
         parses: outcome_text(check.parses),
         renders: outcome_text(check.renders),
         detail: &check.detail,
+        usability_recorded: check.usability_recorded,
     }))
 }
 
@@ -119,11 +129,13 @@ pub async fn count(store: &Store, scope: &VerifyScope) -> anyhow::Result<u64> {
 }
 
 /// Verify everything in `scope`, sending each invoice's report to `reports` as it completes.
-/// Stops early (returning what was counted) when the receiver is dropped.
+/// Stops early (returning what was counted) when the receiver is dropped. `deep`: parse and render
+/// every file again even where its bytes passed the current checks before.
 pub async fn verify(
     store: &Store,
     archive: &Archive,
     scope: &VerifyScope,
+    deep: bool,
     reports: mpsc::Sender<InvoiceReport>,
 ) -> anyhow::Result<Summary> {
     let mut summary = Summary::default();
@@ -146,7 +158,9 @@ pub async fn verify(
             };
             let page = vec![invoice];
             let fetched = fetch_page(archive, &page).await;
-            for report in check_page(page, fetched).await? {
+            let checked = check_page(page, fetched, deep).await?;
+            note_passed(store, &checked.passed).await;
+            for report in checked.reports {
                 summary.add(&report);
                 let _ = reports.send(report).await;
             }
@@ -172,8 +186,10 @@ pub async fn verify(
                         None
                     }
                 };
-                let (checked, following) = tokio::join!(check_page(page, fetched), following);
-                for report in checked? {
+                let (checked, following) = tokio::join!(check_page(page, fetched, deep), following);
+                let checked = checked?;
+                note_passed(store, &checked.passed).await;
+                for report in checked.reports {
                     summary.add(&report);
                     if reports.send(report).await.is_err() {
                         return Ok(summary);
@@ -222,11 +238,32 @@ async fn fetch_page(archive: &Archive, invoices: &[ArchivedInvoice]) -> Vec<[Fet
     bytes_of
 }
 
+/// Remember which files passed the parse and render checks (a failure to write costs only the
+/// reuse next time, not this run's verdicts).
+async fn note_passed(store: &Store, passed: &[(InvoiceNumber, Format, String)]) {
+    if passed.is_empty() {
+        return;
+    }
+    if let Err(error) = store.record_checks_passed(passed, CHECKS_VERSION).await {
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "could not note the files that passed; the next run checks them in full again"
+        );
+    }
+}
+
+/// The reports of a page, and the files that newly passed the parse and render checks.
+struct CheckedPage {
+    reports: Vec<InvoiceReport>,
+    passed: Vec<(InvoiceNumber, Format, String)>,
+}
+
 /// Check a page of invoices against what was read, one chunk per core on the blocking pool.
 async fn check_page(
     invoices: Vec<ArchivedInvoice>,
     bytes_of: Vec<[Fetched; 3]>,
-) -> anyhow::Result<Vec<InvoiceReport>> {
+    deep: bool,
+) -> anyhow::Result<CheckedPage> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let chunk = invoices.len().div_ceil(cores).max(1);
     let mut work = Vec::new();
@@ -242,16 +279,30 @@ async fn check_page(
             break;
         }
         work.push(tokio::task::spawn_blocking(move || {
-            part.into_iter()
-                .map(|(invoice, bytes)| check_invoice(&invoice, &bytes))
-                .collect::<Vec<_>>()
+            let mut reports = Vec::with_capacity(part.len());
+            let mut passed = Vec::new();
+            for (invoice, bytes) in part {
+                let report = check_invoice(&invoice, &bytes, deep);
+                for check in report.files.iter().filter(|c| c.newly_usable()) {
+                    if let Some(record) = invoice.files.iter().find(|f| f.format == check.format) {
+                        passed.push((invoice.number, check.format, record.sm3_hex.clone()));
+                    }
+                }
+                reports.push(report);
+            }
+            (reports, passed)
         }));
     }
-    let mut reports = Vec::new();
+    let mut page = CheckedPage {
+        reports: Vec::new(),
+        passed: Vec::new(),
+    };
     for task in work {
-        reports.extend(task.await.context("a verification task failed")?);
+        let (reports, passed) = task.await.context("a verification task failed")?;
+        page.reports.extend(reports);
+        page.passed.extend(passed);
     }
-    Ok(reports)
+    Ok(page)
 }
 
 fn format_index(format: Format) -> usize {
@@ -265,8 +316,8 @@ fn format_index(format: Format) -> usize {
 /// What reading one object gave: its bytes, nothing (absent), or why it could not be read.
 pub type Fetched = Result<Option<bytes::Bytes>, String>;
 
-/// Check one invoice's three files against its records.
-pub fn check_invoice(invoice: &ArchivedInvoice, bytes: &[Fetched; 3]) -> InvoiceReport {
+/// Check one invoice's three files against its records; `deep`: never reuse a verdict.
+pub fn check_invoice(invoice: &ArchivedInvoice, bytes: &[Fetched; 3], deep: bool) -> InvoiceReport {
     let files: Vec<FileCheck> = Format::ALL
         .into_iter()
         .map(|format| {
@@ -277,7 +328,16 @@ pub fn check_invoice(invoice: &ArchivedInvoice, bytes: &[Fetched; 3]) -> Invoice
             });
             let fetched = &bytes[format_index(format)];
             let found = fetched.as_ref().ok().and_then(|b| b.as_deref());
-            let mut check = check_file(format, &invoice.number, recorded.as_ref(), found);
+            let passed_before = record
+                .and_then(|r| r.checks_passed.as_deref())
+                .filter(|_| !deep);
+            let mut check = check_file_reusing(
+                format,
+                &invoice.number,
+                recorded.as_ref(),
+                found,
+                passed_before,
+            );
             if let Err(error) = fetched {
                 check.detail = format!("cannot read the object: {error}");
             }

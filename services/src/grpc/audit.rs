@@ -267,6 +267,7 @@ fn report_message(report: &InvoiceReport) -> v1::InvoiceVerification {
                 parses: outcome_message(f.parses).into(),
                 renders: outcome_message(f.renders).into(),
                 detail: f.detail.clone(),
+                usability_recorded: f.usability_recorded,
             })
             .collect(),
     }
@@ -493,6 +494,7 @@ impl AuditService for AuditApi {
         let store = self.store.clone();
         let archive = self.archive.clone();
         let clock = self.clock.clone();
+        let deep = req.deep;
         let failures_only = req.failures_only;
         tokio::spawn(async move {
             let started_at = clock.now();
@@ -515,7 +517,7 @@ impl AuditService for AuditApi {
                 }
             };
             let (result, ()) = tokio::join!(
-                verify::verify(&store, &archive, &scope, reports_tx),
+                verify::verify(&store, &archive, &scope, deep, reports_tx),
                 forward
             );
             let last = match result {

@@ -33,6 +33,9 @@ pub struct FileRecord {
     pub size_bytes: u64,
     pub sm3_hex: String,
     pub archived_at: DateTime<Utc>,
+    /// The version of the checks that last parsed and rendered this file (with this SM3) and
+    /// found nothing wrong; `None` until a verification has.
+    pub checks_passed: Option<String>,
 }
 
 /// An attempt that did not archive an invoice.
@@ -109,6 +112,7 @@ fn decode_file(row: &sqlx::any::AnyRow) -> anyhow::Result<FileRecord> {
         size_bytes: u64::try_from(size).context("negative file size in the store")?,
         sm3_hex: row.try_get("sm3")?,
         archived_at: from_micros(row.try_get("archived_at")?),
+        checks_passed: row.try_get("checks_passed")?,
     })
 }
 
@@ -154,6 +158,42 @@ impl Store {
 
     /// Record the files of archived invoices and mark them done, in one transaction. Recording a
     /// file again (a retry after a crash) keeps the first row.
+    /// Note that `version` of the checks passed each `(invoice, format, sm3)`; a row whose digest
+    /// is no longer that SM3 is left alone.
+    pub async fn record_checks_passed(
+        &self,
+        passed: &[(InvoiceNumber, Format, String)],
+        version: &str,
+    ) -> anyhow::Result<()> {
+        for chunk in passed.chunks(500) {
+            let mut numbers: Vec<String> = chunk.iter().map(|(n, _, _)| n.to_string()).collect();
+            numbers.dedup();
+            // The number list finds the rows by the primary key; the joined list picks exactly
+            // the files and digests that passed.
+            let sql = format!(
+                "UPDATE archived_files SET checks_passed = {} \
+                 WHERE invoice_number IN ({}) \
+                 AND invoice_number || '/' || format || '/' || sm3 IN ({})",
+                self.backend.params(1, 1),
+                self.backend.params(2, numbers.len()),
+                self.backend.params(2 + numbers.len(), chunk.len()),
+            );
+            let mut args = AnyArguments::default();
+            bind(&mut args, version.to_owned())?;
+            for number in numbers {
+                bind(&mut args, number)?;
+            }
+            for (number, format, sm3) in chunk {
+                bind(&mut args, format!("{number}/{}/{sm3}", format.extension()))?;
+            }
+            sqlx::query_with(&sql, args)
+                .execute(&self.write)
+                .await
+                .context("noting passed checks")?;
+        }
+        Ok(())
+    }
+
     pub async fn record_archived(
         &self,
         archived: &[(InvoiceNumber, Vec<FileRecord>)],
@@ -300,7 +340,8 @@ impl Store {
         let mut found: HashMap<InvoiceNumber, Vec<FileRecord>> = HashMap::new();
         for chunk in numbers.chunks(500) {
             let sql = format!(
-                "SELECT invoice_number, format, object_key, size_bytes, sm3, archived_at \
+                "SELECT invoice_number, format, object_key, size_bytes, sm3, archived_at, \
+                 checks_passed \
                  FROM archived_files WHERE invoice_number IN ({}) ORDER BY invoice_number, format",
                 self.backend.params(1, chunk.len())
             );
