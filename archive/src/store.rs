@@ -248,6 +248,23 @@ impl Archive {
             .await
     }
 
+    /// [`Archive::get`] for many keys, results in key order. A local directory reads them on a few
+    /// threads; other stores take up to `concurrency` requests at once.
+    pub async fn get_all(
+        &self,
+        keys: Vec<String>,
+        concurrency: usize,
+    ) -> Vec<Result<Option<Bytes>, ArchiveError>> {
+        if let Some(local) = &self.local {
+            return local.get_all(keys).await;
+        }
+        futures::stream::iter(keys)
+            .map(|key| async move { self.get(&key).await })
+            .buffered(concurrency.max(1))
+            .collect()
+            .await
+    }
+
     /// The object under `key`, or `None` when there is none.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, ArchiveError> {
         let backend = |source| ArchiveError::Backend {

@@ -174,10 +174,17 @@ async fn a_batch_reports_each_object_in_order(backend: Backend) {
         "{:?}",
         results[1]
     );
-    for ((key, bytes), result) in items.iter().zip(&results).skip(2) {
+    for ((key, _), result) in items.iter().zip(&results).skip(2) {
         assert_eq!(*result.as_ref().unwrap(), Written::Created, "{key}");
-        assert_eq!(archive.get(key).await.unwrap().as_ref(), Some(bytes));
     }
+    let mut keys: Vec<String> = items.iter().map(|(key, _)| key.clone()).collect();
+    keys.push(key(99));
+    let read = archive.get_all(keys, 4).await;
+    assert_eq!(read.len(), items.len() + 1);
+    for ((key, bytes), read) in items.iter().zip(&read).skip(2) {
+        assert_eq!(read.as_ref().unwrap().as_ref(), Some(bytes), "{key}");
+    }
+    assert!(read[items.len()].as_ref().unwrap().is_none(), "absent");
     assert_eq!(
         archive.get(&key(3)).await.unwrap().as_deref(),
         Some(&b"three"[..])

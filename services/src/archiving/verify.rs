@@ -23,7 +23,6 @@ use fapiao_archive::check::{CHECKS_VERSION, FileCheck, Outcome, Recorded, check_
 use fapiao_archive::store::Archive;
 use fapiao_archive::{Format, object_key};
 use fapiao_invoice::number::InvoiceNumber;
-use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -219,21 +218,15 @@ async fn fetch_page(archive: &Archive, invoices: &[ArchivedInvoice]) -> Vec<[Fet
             })
         })
         .collect();
-    // A read error is reported against its file, not allowed to end the run.
-    let fetched: Vec<(usize, Format, Fetched)> = futures::stream::iter(wanted)
-        .map(|(i, format, key)| async move {
-            let fetched = archive.get(&key).await.map_err(|e| e.to_string());
-            (i, format, fetched)
-        })
-        .buffered(FETCHES)
-        .collect()
-        .await;
+    let keys = wanted.iter().map(|(_, _, key)| key.clone()).collect();
+    let fetched = archive.get_all(keys, FETCHES).await;
     let mut bytes_of: Vec<[Fetched; 3]> = invoices
         .iter()
         .map(|_| std::array::from_fn(|_| Ok(None)))
         .collect();
-    for (i, format, fetched) in fetched {
-        bytes_of[i][format_index(format)] = fetched;
+    // A read error is reported against its file, not allowed to end the run.
+    for ((i, format, _), fetched) in wanted.into_iter().zip(fetched) {
+        bytes_of[i][format_index(format)] = fetched.map_err(|e| e.to_string());
     }
     bytes_of
 }
