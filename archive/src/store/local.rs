@@ -33,6 +33,23 @@ use super::{ArchiveError, Written};
 /// Threads writing one batch. More only make them queue on the day folder's lock.
 const THREADS: usize = 2;
 
+/// An item of a batch, named by its key.
+trait Keyed {
+    fn key(&self) -> &str;
+}
+
+impl Keyed for String {
+    fn key(&self) -> &str {
+        self
+    }
+}
+
+impl Keyed for (String, Bytes) {
+    fn key(&self) -> &str {
+        &self.0
+    }
+}
+
 /// What writing one file did, and where the file is.
 type WriteResult = Result<(Written, PathBuf), ArchiveError>;
 
@@ -61,116 +78,95 @@ impl LocalDir {
         self: &Arc<Self>,
         items: Vec<(String, Bytes)>,
     ) -> Vec<Result<Written, ArchiveError>> {
-        if items.is_empty() {
-            return Vec::new();
-        }
-        let count = items.len();
-        let per_thread = count.div_ceil(THREADS).max(1);
-        let mut parts = Vec::new();
-        let mut items = items.into_iter();
-        loop {
-            let part: Vec<(String, Bytes)> = items.by_ref().take(per_thread).collect();
-            if part.is_empty() {
-                break;
-            }
+        let keys: Vec<String> = items.iter().map(|(key, _)| key.clone()).collect();
+        let mut results = self
+            .on_threads(items, |this, (key, bytes)| this.write_one(key, bytes))
+            .await;
+        let written: Vec<PathBuf> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().map(|(_, path)| path.clone()))
+            .collect();
+        if self.fsync && !written.is_empty() {
             let this = Arc::clone(self);
-            let keys: Vec<String> = part.iter().map(|(key, _)| key.clone()).collect();
-            let task = tokio::task::spawn_blocking(move || {
-                part.iter()
-                    .map(|(key, bytes)| this.write_one(key, bytes))
-                    .collect::<Vec<_>>()
-            });
-            parts.push((keys, task));
-        }
-        let mut results: Vec<(String, WriteResult)> = Vec::with_capacity(count);
-        for (keys, task) in parts {
-            match task.await {
-                Ok(done) => results.extend(keys.into_iter().zip(done)),
-                Err(join) => results.extend(keys.into_iter().map(|key| {
-                    let source = io::Error::other(format!("the writing thread failed: {join}"));
-                    (key.clone(), Err(ArchiveError::Io { key, source }))
-                })),
-            }
-        }
-        if self.fsync {
-            let written: Vec<PathBuf> = results
-                .iter()
-                .filter_map(|(_, r)| r.as_ref().ok().map(|(_, path)| path.clone()))
-                .collect();
-            if !written.is_empty() {
-                let this = Arc::clone(self);
-                let synced = tokio::task::spawn_blocking(move || this.make_durable(&written))
-                    .await
-                    .unwrap_or_else(|join| Err(io::Error::other(join.to_string())));
-                if let Err(error) = synced {
-                    // Written but perhaps not on disk: not done. The retry finds the files.
-                    for (key, result) in &mut results {
-                        if result.is_ok() {
-                            *result = Err(ArchiveError::Io {
-                                key: key.clone(),
-                                source: io::Error::new(
-                                    error.kind(),
-                                    format!("flushing to disk failed: {error}"),
-                                ),
-                            });
-                        }
+            let synced = tokio::task::spawn_blocking(move || this.make_durable(&written))
+                .await
+                .unwrap_or_else(|join| Err(io::Error::other(join.to_string())));
+            if let Err(error) = synced {
+                // Written but perhaps not on disk: not done. The retry finds the files.
+                for (key, result) in keys.into_iter().zip(&mut results) {
+                    if result.is_ok() {
+                        let source = io::Error::new(
+                            error.kind(),
+                            format!("flushing to disk failed: {error}"),
+                        );
+                        *result = Err(ArchiveError::Io { key, source });
                     }
                 }
             }
         }
         results
             .into_iter()
-            .map(|(_, result)| result.map(|(written, _)| written))
+            .map(|result| result.map(|(written, _)| written))
             .collect()
     }
 
-    /// Read every key (`None` when absent), in order, on a few threads: one hand-off per thread
-    /// rather than per file, which is what reading tens of thousands of small files costs most.
+    /// Read every key (`None` when absent), in order.
     pub(crate) async fn get_all(
         self: &Arc<Self>,
         keys: Vec<String>,
     ) -> Vec<Result<Option<Bytes>, ArchiveError>> {
-        let per_thread = keys.len().div_ceil(THREADS).max(1);
+        self.on_threads(keys, |this, key| this.read_one(key)).await
+    }
+
+    /// `work` on every item, split over [`THREADS`] blocking threads (one hand-off per thread,
+    /// not per file: for thousands of small files the hand-offs cost as much as the work),
+    /// results in item order.
+    async fn on_threads<T: Keyed + Send + 'static, R: Send + 'static>(
+        self: &Arc<Self>,
+        items: Vec<T>,
+        work: fn(&LocalDir, &T) -> Result<R, ArchiveError>,
+    ) -> Vec<Result<R, ArchiveError>> {
+        let per_thread = items.len().div_ceil(THREADS).max(1);
         let mut tasks = Vec::new();
-        let mut keys = keys.into_iter();
+        let mut items = items.into_iter();
         loop {
-            let part: Vec<String> = keys.by_ref().take(per_thread).collect();
+            let part: Vec<T> = items.by_ref().take(per_thread).collect();
             if part.is_empty() {
                 break;
             }
+            let keys: Vec<String> = part.iter().map(|item| item.key().to_owned()).collect();
             let this = Arc::clone(self);
-            let count = part.len();
             let task = tokio::task::spawn_blocking(move || {
-                part.into_iter()
-                    .map(|key| this.read_one(&key))
+                part.iter()
+                    .map(|item| work(&this, item))
                     .collect::<Vec<_>>()
             });
-            tasks.push((count, task));
+            tasks.push((keys, task));
         }
         let mut results = Vec::new();
-        for (count, task) in tasks {
+        for (keys, task) in tasks {
             match task.await {
-                Ok(read) => results.extend(read),
-                Err(join) => results.extend((0..count).map(|_| {
-                    Err(ArchiveError::Io {
-                        key: String::new(),
-                        source: io::Error::other(format!("the reading thread failed: {join}")),
-                    })
+                Ok(done) => results.extend(done),
+                Err(join) => results.extend(keys.into_iter().map(|key| {
+                    let source = io::Error::other(format!("the archive thread failed: {join}"));
+                    Err(ArchiveError::Io { key, source })
                 })),
             }
         }
         results
     }
 
-    fn read_one(&self, key: &str) -> Result<Option<Bytes>, ArchiveError> {
-        let path = self
-            .fs
+    fn path_of(&self, key: &str) -> Result<PathBuf, ArchiveError> {
+        self.fs
             .path_to_filesystem(&Path::from(key))
             .map_err(|source| ArchiveError::Backend {
                 key: key.to_owned(),
                 source,
-            })?;
-        match std::fs::read(&path) {
+            })
+    }
+
+    fn read_one(&self, key: &str) -> Result<Option<Bytes>, ArchiveError> {
+        match std::fs::read(self.path_of(key)?) {
             Ok(bytes) => Ok(Some(Bytes::from(bytes))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(ArchiveError::Io {
@@ -181,22 +177,15 @@ impl LocalDir {
     }
 
     fn write_one(&self, key: &str, bytes: &[u8]) -> WriteResult {
-        let io_error = |source| ArchiveError::Io {
-            key: key.to_owned(),
-            source,
-        };
-        let path = self
-            .fs
-            .path_to_filesystem(&Path::from(key))
-            .map_err(|source| ArchiveError::Backend {
+        let path = self.path_of(key)?;
+        match write_once(&path, bytes) {
+            Ok(Some(written)) => Ok((written, path)),
+            Ok(None) => Err(ArchiveError::Conflict {
+                key: key.to_owned(),
+            }),
+            Err(source) => Err(ArchiveError::Io {
                 key: key.to_owned(),
                 source,
-            })?;
-        let written = write_once(&path, bytes).map_err(io_error)?;
-        match written {
-            Some(written) => Ok((written, path)),
-            None => Err(ArchiveError::Conflict {
-                key: key.to_owned(),
             }),
         }
     }
