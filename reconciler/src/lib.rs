@@ -1,9 +1,15 @@
 //! The reconciliation engine.
 //!
-//! This crate will own one pass of reconciliation (`reconcile(window) -> Report`): the two-way
-//! comparison of local invoices with the tax platform's listing, the classification of drift
-//! (missing on platform, stuck, status mismatch, remote only, content mismatch), the repair plan,
-//! the success-rate SLO and its multi-window burn-rate alerts, the alert sinks and the schedule.
+//! This crate owns one pass of reconciliation: the two-way comparison of local invoices with the
+//! tax platform's listing and the classification of drift with its repair plan ([`diff`]), the
+//! success-rate objective and its multi-window burn-rate evaluation ([`slo`]), and alerts, their
+//! fire–repeat–resolve lifecycle and the payloads of the generic webhook and Alertmanager sinks
+//! ([`alert`]).
 //!
-//! It must never talk to SQL or HTTP directly: it works through traits that `fapiao-services`
-//! implements, so every rule here is testable with an injected clock and in-memory fakes.
+//! It must never talk to SQL or HTTP directly: it works through traits and plain data that
+//! `fapiao-services` provides, so every rule here is testable with an injected clock and in-memory
+//! fakes.
+
+pub mod alert;
+pub mod diff;
+pub mod slo;
