@@ -4,7 +4,7 @@
 //! tax platform's listing and the classification of drift with its repair plan ([`diff`]), the
 //! success-rate objective and its multi-window burn-rate evaluation ([`slo`]), and alerts, their
 //! fire–repeat–resolve lifecycle and the payloads of the generic webhook and Alertmanager sinks
-//! ([`alert`]).
+//! ([`alert`]), and the pass that ties them together over a window ([`pass`]).
 //!
 //! It must never talk to SQL or HTTP directly: it works through traits and plain data that
 //! `fapiao-services` provides, so every rule here is testable with an injected clock and in-memory
@@ -12,4 +12,5 @@
 
 pub mod alert;
 pub mod diff;
+pub mod pass;
 pub mod slo;
