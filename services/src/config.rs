@@ -52,6 +52,8 @@ pub struct Config {
     pub platform: ClientConfig,
     /// The built-in sandbox platform (in-process under `fapiao serve`, or `fapiao sandbox`).
     pub sandbox: SandboxConfig,
+    /// Comparing the store with the platform (`fapiao reconcile`).
+    pub reconcile: crate::reconciling::ReconcileConfig,
 }
 
 impl Default for Config {
@@ -69,6 +71,7 @@ impl Default for Config {
             archive: ArchiveConfig::default(),
             platform: ClientConfig::default(),
             sandbox: SandboxConfig::default(),
+            reconcile: crate::reconciling::ReconcileConfig::default(),
         }
     }
 }
@@ -275,5 +278,7 @@ mod tests {
         let text = include_str!("../../deploy/fapiao.example.toml");
         let c = Config::from_toml_str(text).unwrap();
         assert!(!c.sellers.is_empty());
+        assert_eq!(c.reconcile.grace, std::time::Duration::from_secs(120));
+        assert_eq!(c.reconcile.settings().max_reuploads, 3);
     }
 }

@@ -22,6 +22,7 @@ pub mod config;
 pub mod grpc;
 pub mod issuance;
 pub mod platform;
+pub mod reconciling;
 pub mod sellers;
 pub mod server;
 pub mod store;

@@ -48,6 +48,31 @@ enum Command {
         #[arg(long, env = "FAPIAO_CONFIG", global = true)]
         config: Option<PathBuf>,
     },
+    /// Compare the store with the tax platform over whole China-time days and print a JSON report
+    /// of every drift (missing on platform, stuck, status mismatch, remote only, content mismatch)
+    /// with the repair it calls for. Exits with status 1 when anything drifted or a day could not
+    /// be compared. Repairs are not carried out yet, so `--dry-run` is required.
+    Reconcile {
+        /// Run one pass now and exit.
+        #[arg(long, required = true)]
+        once: bool,
+        /// Report repairs without making them.
+        #[arg(long, required = true)]
+        dry_run: bool,
+        /// First day (Beijing, YYYY-MM-DD), inclusive. Default: today.
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last day (Beijing, YYYY-MM-DD), inclusive. Default: today.
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// No progress bar (it is drawn on standard error when that is a terminal).
+        #[arg(long)]
+        no_progress: bool,
+        /// Configuration file (TOML); its `database`, `platform`, `sandbox`, `sellers` and
+        /// `reconcile` sections are used.
+        #[arg(long, env = "FAPIAO_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Run the sandbox tax platform on its own, from the [sandbox] section of the configuration.
     /// Its /admin/ API is unauthenticated: keep it on a private network.
     Sandbox {
@@ -153,6 +178,39 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(%address, sellers = app.sellers.len(), tax_codes = app.catalog.len(), database = ?app.issuance.store().backend(), "fapiao listening");
             server::run(listener, app, shutdown_signal()).await?;
             tracing::info!("fapiao stopped");
+            Ok(())
+        }
+        Command::Reconcile {
+            once: _,
+            dry_run: _,
+            from,
+            to,
+            no_progress,
+            config,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    EnvFilter::try_from_env("FAPIAO_LOG")
+                        .unwrap_or_else(|_| EnvFilter::new("warn")),
+                )
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .init();
+            let config = Config::load(config.as_deref(), std::env::vars())?;
+            let today = chrono::Utc::now()
+                .with_timezone(&fapiao_services::clock::china_offset())
+                .date_naive();
+            let report = fapiao_services::reconciling::dry_run(
+                &config,
+                from.unwrap_or(today),
+                to.unwrap_or(today),
+                !no_progress && std::io::stderr().is_terminal(),
+                &mut std::io::stdout(),
+            )
+            .await?;
+            if !report.complete() || !report.drifts.is_empty() {
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::Archive { command, config } => {

@@ -180,10 +180,10 @@ impl App {
     }
 }
 
-type SandboxTask = Option<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>;
+pub(crate) type SandboxTask = Option<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>;
 
 /// The configured remote platform, or a sandbox started in-process with fresh credentials.
-async fn connect_platform(
+pub(crate) async fn connect_platform(
     config: &Config,
     clock: &SharedClock,
 ) -> anyhow::Result<(Arc<dyn TaxPlatform>, Option<SocketAddr>, SandboxTask)> {

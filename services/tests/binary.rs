@@ -259,6 +259,17 @@ hmac_key = "a-signing-key-for-tests"
 /// Issue one invoice through a running `fapiao serve` in `dir` and wait until its three files are
 /// archived; returns the invoice as the server reports it.
 async fn issue_and_archive(address: &str, token: &str) -> fapiao_proto::v1::Invoice {
+    issue_and_wait(address, token, "cli-1", false).await
+}
+
+/// Issue one invoice under `request_id` and wait until it is archived and, when `recorded`, also
+/// recorded by the platform.
+async fn issue_and_wait(
+    address: &str,
+    token: &str,
+    request_id: &str,
+    recorded: bool,
+) -> fapiao_proto::v1::Invoice {
     use fapiao_proto::v1;
     let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
         .unwrap()
@@ -275,7 +286,7 @@ async fn issue_and_archive(address: &str, token: &str) -> fapiao_proto::v1::Invo
     }
     let invoice = v1::InvoiceInput {
         seller_tax_id: "91310000MA1FP00011".into(),
-        request_id: "cli-1".into(),
+        request_id: request_id.into(),
         kind: v1::InvoiceKind::Special.into(),
         pricing_mode: v1::PricingMode::TaxExclusive.into(),
         drawer: "张三".into(),
@@ -322,7 +333,7 @@ async fn issue_and_archive(address: &str, token: &str) -> fapiao_proto::v1::Invo
             .into_inner()
             .invoice
             .unwrap();
-        if found.files.len() == 3 {
+        if found.files.len() == 3 && (!recorded || found.state() == v1::InvoiceState::Recorded) {
             return found;
         }
         assert!(Instant::now() < deadline, "not archived in time");
@@ -437,4 +448,101 @@ async fn the_archive_cli_gets_and_verifies_files_and_detects_tampering() {
         ]
     );
     store.close().await;
+}
+
+#[tokio::test]
+async fn a_dry_run_reconcile_reports_each_planted_drift_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut running, address, token) = serve_in(dir.path());
+    let mut numbers = Vec::new();
+    for n in 1..=4 {
+        let invoice = issue_and_wait(&address, &token, &format!("drift-{n}"), true).await;
+        numbers.push(invoice.invoice_number);
+    }
+    assert!(terminate(&mut running).await);
+    let data = dir.path().join("data");
+
+    // The platform loses the first invoice: its record leaves the sandbox's journal.
+    let journal = data.join("sandbox.jsonl");
+    let kept: Vec<String> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .filter(|line| {
+            !(line.starts_with(r#"{"event":"recorded""#) && line.contains(numbers[0].as_str()))
+        })
+        .map(str::to_owned)
+        .collect();
+    std::fs::write(&journal, kept.join("\n") + "\n").unwrap();
+    // Locally, the second never heard back from the platform and the third's amount changed.
+    {
+        use sqlx::Connection as _;
+        let url = format!("sqlite://{}", data.join("fapiao.db").display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("UPDATE invoices SET state = 'ISSUED' WHERE invoice_number = ?")
+            .bind(&numbers[1])
+            .execute(&mut db)
+            .await
+            .unwrap();
+        let changed = sqlx::query(
+            "UPDATE invoices SET content = replace(content, '16000', '15000') \
+             WHERE invoice_number = ?",
+        )
+        .bind(&numbers[2])
+        .execute(&mut db)
+        .await
+        .unwrap();
+        assert_eq!(changed.rows_affected(), 1);
+    }
+
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .date_naive();
+    let (from, to) = (today.pred_opt().unwrap(), today.succ_opt().unwrap());
+    let out = Command::new(env!("CARGO_BIN_EXE_fapiao"))
+        .current_dir(dir.path())
+        .args(["reconcile", "--once", "--dry-run", "--no-progress"])
+        .args(["--from", &from.to_string(), "--to", &to.to_string()])
+        .env("FAPIAO__RECONCILE__GRACE", "0s")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "drift exits 1: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["complete"], true, "{report:#}");
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["local"], 4);
+    assert_eq!(report["remote"], 3);
+    assert_eq!(
+        report["in_agreement"], 1,
+        "the fourth, untouched: {report:#}"
+    );
+    let found: std::collections::BTreeMap<String, (String, String)> = report["drifts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["drift"]["number"].as_str().unwrap().to_owned(),
+                (
+                    h["drift"]["class"].as_str().unwrap().to_owned(),
+                    h["outcome"]["outcome"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect();
+    let expected: std::collections::BTreeMap<String, (String, String)> = [
+        (&numbers[0], "missing_on_platform", "failed"),
+        (&numbers[1], "status_mismatch", "failed"),
+        (&numbers[2], "content_mismatch", "alert_only"),
+    ]
+    .into_iter()
+    .map(|(n, class, outcome)| (n.clone(), (class.to_owned(), outcome.to_owned())))
+    .collect();
+    assert_eq!(found, expected, "{report:#}");
+    assert_eq!(report["drifts_by_class"]["content_mismatch"], 1);
 }

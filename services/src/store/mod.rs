@@ -18,6 +18,7 @@
 mod archive;
 mod issue;
 mod read;
+mod reconcile;
 mod supply;
 mod upload;
 

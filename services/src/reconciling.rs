@@ -1,0 +1,298 @@
+//! The service's side of reconciliation: the store and the tax platform behind the reconciler's
+//! `Ledger` and `Listing` traits, and a pass run from the command line.
+//!
+//! Content is compared like with like: the platform lists the SM3 of the canonical JSON of the
+//! content it *received*, so the local side hashes the stored content the same way
+//! ([`platform_digest`]), not with the idempotency digest (which normalises decimals first).
+//!
+//! This module converts and delegates; the rules (what is drift, what repair is safe) are the
+//! reconciler's. Repairs are not carried out yet: a pass run here is a dry run that reports what
+//! it would repair.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use fapiao_invoice::model::InvoiceContent;
+use fapiao_invoice::taxpayer::TaxpayerId;
+use fapiao_reconciler::diff::{
+    Drift, LocalInvoice, LocalState, PlatformInvoice, PlatformState, Settings,
+};
+use fapiao_reconciler::pass::{
+    Ledger, Listing, RepairOutcome, Repairs, Report, SourceError, Window, day_start,
+};
+
+use crate::platform::{RemoteState, RemoteSummary, TaxPlatform};
+use crate::store::{InvoiceState, Store, StoredInvoice};
+
+/// How drift is judged.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcileConfig {
+    /// An invoice issued or changed less than this long ago is still in flight, never drift.
+    #[serde(with = "humantime_serde")]
+    pub grace: std::time::Duration,
+    /// An upload whose result is unknown for this long is stuck.
+    #[serde(with = "humantime_serde")]
+    pub stuck_after: std::time::Duration,
+    /// Re-uploads of one invoice before its drift is alerted instead of repaired again.
+    pub max_reuploads: u32,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        let rules = Settings::default();
+        Self {
+            grace: rules.grace.to_std().unwrap_or_default(),
+            stuck_after: rules.stuck_after.to_std().unwrap_or_default(),
+            max_reuploads: rules.max_reuploads,
+        }
+    }
+}
+
+impl ReconcileConfig {
+    /// The comparison's settings.
+    pub fn settings(&self) -> Settings {
+        let delta = |d: std::time::Duration| {
+            chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+        };
+        Settings {
+            grace: delta(self.grace),
+            stuck_after: delta(self.stuck_after),
+            max_reuploads: self.max_reuploads,
+        }
+    }
+}
+
+/// Rows asked for per listing page.
+const PAGE_SIZE: u32 = 1000;
+
+/// SM3 of the content as the platform hashes what it receives: its canonical JSON.
+pub fn platform_digest(content: &InvoiceContent) -> String {
+    let json = serde_json::to_vec(content).unwrap_or_default();
+    crate::platform::protocol::sm3_hex(&json)
+}
+
+/// The store as the reconciler's ledger, over the given sellers.
+#[derive(Debug, Clone)]
+pub struct StoreLedger {
+    pub store: Store,
+    pub sellers: Vec<String>,
+}
+
+fn local_state(state: InvoiceState) -> LocalState {
+    match state {
+        InvoiceState::Issued => LocalState::Issued,
+        InvoiceState::Uploading => LocalState::Uploading,
+        InvoiceState::Recorded => LocalState::Recorded,
+        InvoiceState::Rejected => LocalState::Rejected,
+        InvoiceState::PartiallyReversed => LocalState::PartiallyReversed,
+        InvoiceState::FullyReversed => LocalState::FullyReversed,
+    }
+}
+
+/// One stored invoice as the comparison sees it.
+pub fn local_invoice(stored: &StoredInvoice, reconcile_attempts: u32) -> LocalInvoice {
+    let content = &stored.content;
+    LocalInvoice {
+        number: stored.number,
+        seller: stored.seller_tax_id.clone(),
+        request_id: stored.request_id.clone(),
+        issued_at: stored.issued_at,
+        colour: content.colour(),
+        state: local_state(stored.state),
+        state_since: stored.state_changed_at,
+        buyer_name: content.buyer.party.name.clone(),
+        buyer_tax_id: content
+            .buyer
+            .party
+            .tax_id
+            .as_ref()
+            .map(|id| id.as_str().to_owned()),
+        amount: content.totals.amount,
+        tax: content.totals.tax,
+        content_sm3: platform_digest(content),
+        reconcile_attempts,
+    }
+}
+
+impl Ledger for StoreLedger {
+    async fn sellers(&self) -> Result<Vec<String>, SourceError> {
+        Ok(self.sellers.clone())
+    }
+
+    async fn local_invoices(
+        &self,
+        seller: &str,
+        window: &Window,
+    ) -> Result<Vec<LocalInvoice>, SourceError> {
+        let rows = self
+            .store
+            .issued_between(seller, window.from, window.to)
+            .await
+            .map_err(|e| SourceError(format!("{e:#}")))?;
+        Ok(rows
+            .iter()
+            .map(|(stored, attempts)| local_invoice(stored, *attempts))
+            .collect())
+    }
+
+    async fn known_requests(
+        &self,
+        seller: &str,
+        request_ids: &[&str],
+    ) -> Result<HashSet<String>, SourceError> {
+        self.store
+            .known_request_ids(seller, request_ids)
+            .await
+            .map_err(|e| SourceError(format!("{e:#}")))
+    }
+}
+
+/// The platform's day listings, every page.
+#[derive(Debug, Clone)]
+pub struct PlatformListing {
+    pub platform: Arc<dyn TaxPlatform>,
+}
+
+/// One listed row as the comparison sees it.
+pub fn platform_invoice(seller: &str, row: RemoteSummary) -> PlatformInvoice {
+    PlatformInvoice {
+        number: row.number,
+        seller: seller.to_owned(),
+        request_id: row.request_id,
+        issued_at: row.issued_at,
+        colour: row.colour,
+        state: match row.state {
+            RemoteState::Normal => PlatformState::Normal,
+            RemoteState::PartiallyReversed => PlatformState::PartiallyReversed,
+            RemoteState::FullyReversed => PlatformState::FullyReversed,
+        },
+        buyer_name: row.buyer_name,
+        buyer_tax_id: row.buyer_tax_id.map(|id| id.as_str().to_owned()),
+        amount: row.amount,
+        tax: row.tax,
+        content_sm3: row.content_sm3,
+    }
+}
+
+impl Listing for PlatformListing {
+    async fn list_day(
+        &self,
+        seller: &str,
+        day: NaiveDate,
+    ) -> Result<Vec<PlatformInvoice>, SourceError> {
+        let id =
+            TaxpayerId::parse(seller).map_err(|e| SourceError(format!("seller {seller}: {e}")))?;
+        let mut rows = Vec::new();
+        let mut page = Some(0);
+        while let Some(index) = page {
+            let listed = self
+                .platform
+                .list_invoices(&id, day, index, PAGE_SIZE)
+                .await
+                .map_err(|e| SourceError(format!("listing page {index}: {e}")))?;
+            rows.extend(
+                listed
+                    .items
+                    .into_iter()
+                    .map(|r| platform_invoice(seller, r)),
+            );
+            page = listed.next_page.filter(|next| *next > index);
+        }
+        Ok(rows)
+    }
+}
+
+/// Repairs that are only reported: what a pass would do, without doing it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DryRun;
+
+impl Repairs for DryRun {
+    async fn repair(&self, drift: &Drift) -> RepairOutcome {
+        RepairOutcome::Failed(format!(
+            "dry run: {} not carried out",
+            serde_json::to_string(&drift.repair).unwrap_or_default()
+        ))
+    }
+}
+
+/// What `fapiao reconcile` prints: the pass's report with its totals.
+#[derive(Debug, serde::Serialize)]
+pub struct PrintedReport<'a> {
+    pub dry_run: bool,
+    pub finished_at: chrono::DateTime<chrono::Utc>,
+    pub complete: bool,
+    pub drifts_by_class: std::collections::BTreeMap<&'static str, u64>,
+    #[serde(flatten)]
+    pub report: &'a Report,
+}
+
+/// Run one pass over `[from, to]` (China-time days, inclusive) against the configured store and
+/// platform without repairing anything, and write the JSON report to `out`. With the embedded
+/// sandbox, the platform's state is read from its journal: run it while `fapiao serve` is stopped.
+pub async fn dry_run(
+    config: &crate::config::Config,
+    from: NaiveDate,
+    to: NaiveDate,
+    progress: bool,
+    out: &mut (dyn std::io::Write + Send),
+) -> anyhow::Result<Report> {
+    use anyhow::Context as _;
+    if to < from {
+        anyhow::bail!("--to is before --from");
+    }
+    let store = Store::connect(&crate::store::StoreOptions {
+        url: config.database_url(),
+        max_connections: 4,
+        acquire_timeout: config.database.acquire_timeout,
+    })
+    .await?;
+    store.migrate().await?;
+    let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
+    let (platform, _, sandbox) = crate::server::connect_platform(config, &clock).await?;
+    let window = Window {
+        from: day_start(from),
+        to: day_start(to.succ_opt().context("--to is too late")?),
+    };
+    let ledger = StoreLedger {
+        store: store.clone(),
+        sellers: config.sellers.iter().map(|s| s.tax_id.clone()).collect(),
+    };
+    let bar = if progress {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let now = crate::clock::Clock::now(clock.as_ref());
+    let report = fapiao_reconciler::pass::reconcile(
+        window,
+        &ledger,
+        &PlatformListing { platform },
+        &DryRun,
+        &config.reconcile.settings(),
+        now,
+        &|p| {
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+            bar.set_message(format!("{} invoices compared", p.compared));
+        },
+    )
+    .await;
+    bar.finish_and_clear();
+    if let Some((stop, task)) = sandbox {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
+    store.close().await;
+    let printed = PrintedReport {
+        dry_run: true,
+        finished_at: crate::clock::Clock::now(clock.as_ref()),
+        complete: report.complete(),
+        drifts_by_class: report.by_class(),
+        report: &report,
+    };
+    serde_json::to_writer_pretty(&mut *out, &printed).context("writing the report")?;
+    writeln!(out).context("writing the report")?;
+    Ok(report)
+}
