@@ -50,14 +50,15 @@ enum Command {
     },
     /// Compare the store with the tax platform over whole China-time days and print a JSON report
     /// of every drift (missing on platform, stuck, status mismatch, remote only, content mismatch)
-    /// with the repair it calls for. Exits with status 1 when anything drifted or a day could not
-    /// be compared. Repairs are not carried out yet, so `--dry-run` is required.
+    /// with the repair it calls for, and make the repairs the plan allows (re-uploads are queued
+    /// for the server's upload worker; content drift is never repaired). Exits with status 1 when
+    /// anything drifted or a day could not be compared.
     Reconcile {
         /// Run one pass now and exit.
         #[arg(long, required = true)]
         once: bool,
         /// Report repairs without making them.
-        #[arg(long, required = true)]
+        #[arg(long)]
         dry_run: bool,
         /// First day (Beijing, YYYY-MM-DD), inclusive. Default: today.
         #[arg(long)]
@@ -182,7 +183,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Reconcile {
             once: _,
-            dry_run: _,
+            dry_run,
             from,
             to,
             no_progress,
@@ -200,10 +201,11 @@ async fn main() -> anyhow::Result<()> {
             let today = chrono::Utc::now()
                 .with_timezone(&fapiao_services::clock::china_offset())
                 .date_naive();
-            let report = fapiao_services::reconciling::dry_run(
+            let report = fapiao_services::reconciling::once(
                 &config,
                 from.unwrap_or(today),
                 to.unwrap_or(today),
+                dry_run,
                 !no_progress && std::io::stderr().is_terminal(),
                 &mut std::io::stdout(),
             )

@@ -6,8 +6,8 @@
 //! ([`platform_digest`]), not with the idempotency digest (which normalises decimals first).
 //!
 //! This module converts and delegates; the rules (what is drift, what repair is safe) are the
-//! reconciler's. Repairs are not carried out yet: a pass run here is a dry run that reports what
-//! it would repair.
+//! reconciler's. Repairs are written to the store ([`StoreRepairs`]); a dry run ([`DryRun`])
+//! only reports them.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use fapiao_reconciler::pass::{
 };
 
 use crate::platform::{RemoteState, RemoteSummary, TaxPlatform};
-use crate::store::{InvoiceState, Store, StoredInvoice};
+use crate::store::{InvoiceState, RepairWrite, Store, StoredInvoice, UploadPhase};
 
 /// How drift is judged.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -204,6 +204,94 @@ impl Listing for PlatformListing {
     }
 }
 
+fn stored_state(state: LocalState) -> InvoiceState {
+    match state {
+        LocalState::Issued => InvoiceState::Issued,
+        LocalState::Uploading => InvoiceState::Uploading,
+        LocalState::Recorded => InvoiceState::Recorded,
+        LocalState::Rejected => InvoiceState::Rejected,
+        LocalState::PartiallyReversed => InvoiceState::PartiallyReversed,
+        LocalState::FullyReversed => InvoiceState::FullyReversed,
+    }
+}
+
+/// Repairs made in the store: re-uploads and queries are queued for the upload worker (which
+/// sends them the next time it looks, in this process or a running server), adopted states are
+/// written with an event. Each is applied only if the invoice is still as compared.
+#[derive(Debug, Clone)]
+pub struct StoreRepairs {
+    pub store: Store,
+    pub clock: crate::clock::SharedClock,
+}
+
+/// Who the events of repairs name.
+pub const ACTOR: &str = "reconciler";
+
+impl StoreRepairs {
+    async fn write_for(&self, drift: &Drift) -> anyhow::Result<Result<String, String>> {
+        use fapiao_reconciler::diff::Repair;
+        let Some(seen) = drift.local_state else {
+            return Ok(Err(
+                "adopting an invoice only the platform holds is not supported yet".to_owned(),
+            ));
+        };
+        let Some(stored) = self.store.get_invoice(&drift.number).await? else {
+            return Ok(Err("the invoice is no longer in the store".to_owned()));
+        };
+        let expected = stored_state(seen);
+        let (state, phase, counts, reason) = match drift.repair {
+            Repair::Reupload => (
+                (expected == InvoiceState::Recorded).then_some(InvoiceState::Issued),
+                Some(UploadPhase::Send),
+                true,
+                "the platform has no record of it: uploading it again".to_owned(),
+            ),
+            Repair::QueryThenReupload => (
+                None,
+                Some(UploadPhase::Query),
+                true,
+                "its upload is stuck: asking the platform, then uploading again".to_owned(),
+            ),
+            Repair::AdoptState(state) => (
+                Some(stored_state(state)),
+                None,
+                false,
+                format!("the platform has it as {state}: adopted"),
+            ),
+            Repair::AdoptRemote | Repair::Alert { .. } => {
+                return Ok(Err("not a repair the store makes".to_owned()));
+            }
+        };
+        let write = RepairWrite {
+            number: drift.number,
+            seller_tax_id: stored.seller_tax_id.clone(),
+            request_id: stored.request_id.clone(),
+            colour: stored.content.colour(),
+            expected,
+            state,
+            phase,
+            counts_as_reupload: counts,
+            reason: format!("reconciler: {reason}"),
+        };
+        let now = crate::clock::Clock::now(self.clock.as_ref());
+        Ok(if self.store.apply_repair(&write, now, ACTOR).await? {
+            Ok(reason)
+        } else {
+            Err("the invoice changed since it was compared; the next pass looks again".to_owned())
+        })
+    }
+}
+
+impl Repairs for StoreRepairs {
+    async fn repair(&self, drift: &Drift) -> RepairOutcome {
+        match self.write_for(drift).await {
+            Ok(Ok(done)) => RepairOutcome::Done(done),
+            Ok(Err(why)) => RepairOutcome::Failed(why),
+            Err(error) => RepairOutcome::Failed(format!("{error:#}")),
+        }
+    }
+}
+
 /// Repairs that are only reported: what a pass would do, without doing it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DryRun;
@@ -229,12 +317,15 @@ pub struct PrintedReport<'a> {
 }
 
 /// Run one pass over `[from, to]` (China-time days, inclusive) against the configured store and
-/// platform without repairing anything, and write the JSON report to `out`. With the embedded
-/// sandbox, the platform's state is read from its journal: run it while `fapiao serve` is stopped.
-pub async fn dry_run(
+/// platform, repairing what the plan allows unless `dry_run`, and write the JSON report to `out`.
+/// Re-uploads are queued for the upload worker of a running (or the next) `fapiao serve`. With the
+/// embedded sandbox, the platform's state is read from its journal: run it while `fapiao serve` is
+/// stopped.
+pub async fn once(
     config: &crate::config::Config,
     from: NaiveDate,
     to: NaiveDate,
+    dry_run: bool,
     progress: bool,
     out: &mut (dyn std::io::Write + Send),
 ) -> anyhow::Result<Report> {
@@ -265,20 +356,29 @@ pub async fn dry_run(
         indicatif::ProgressBar::hidden()
     };
     let now = crate::clock::Clock::now(clock.as_ref());
-    let report = fapiao_reconciler::pass::reconcile(
-        window,
-        &ledger,
-        &PlatformListing { platform },
-        &DryRun,
-        &config.reconcile.settings(),
-        now,
-        &|p| {
-            bar.set_length(p.total);
-            bar.set_position(p.done);
-            bar.set_message(format!("{} invoices compared", p.compared));
-        },
-    )
-    .await;
+    let listing = PlatformListing { platform };
+    let settings = config.reconcile.settings();
+    let show = |p: fapiao_reconciler::pass::Progress| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+        bar.set_message(format!("{} invoices compared", p.compared));
+    };
+    let report = if dry_run {
+        let repairs = DryRun;
+        fapiao_reconciler::pass::reconcile(
+            window, &ledger, &listing, &repairs, &settings, now, &show,
+        )
+        .await
+    } else {
+        let repairs = StoreRepairs {
+            store: store.clone(),
+            clock: clock.clone(),
+        };
+        fapiao_reconciler::pass::reconcile(
+            window, &ledger, &listing, &repairs, &settings, now, &show,
+        )
+        .await
+    };
     bar.finish_and_clear();
     if let Some((stop, task)) = sandbox {
         let _ = stop.send(());
@@ -286,7 +386,7 @@ pub async fn dry_run(
     }
     store.close().await;
     let printed = PrintedReport {
-        dry_run: true,
+        dry_run,
         finished_at: crate::clock::Clock::now(clock.as_ref()),
         complete: report.complete(),
         drifts_by_class: report.by_class(),

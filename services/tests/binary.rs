@@ -5,6 +5,7 @@
 // `unwrap`; a failure there is a failed test like any other.
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -451,7 +452,7 @@ async fn the_archive_cli_gets_and_verifies_files_and_detects_tampering() {
 }
 
 #[tokio::test]
-async fn a_dry_run_reconcile_reports_each_planted_drift_and_nothing_else() {
+async fn reconcile_reports_each_planted_drift_and_repairs_what_it_may() {
     let dir = tempfile::tempdir().unwrap();
     let (mut running, address, token) = serve_in(dir.path());
     let mut numbers = Vec::new();
@@ -494,25 +495,8 @@ async fn a_dry_run_reconcile_reports_each_planted_drift_and_nothing_else() {
         assert_eq!(changed.rows_affected(), 1);
     }
 
-    let today = chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
-        .date_naive();
-    let (from, to) = (today.pred_opt().unwrap(), today.succ_opt().unwrap());
-    let out = Command::new(env!("CARGO_BIN_EXE_fapiao"))
-        .current_dir(dir.path())
-        .args(["reconcile", "--once", "--dry-run", "--no-progress"])
-        .args(["--from", &from.to_string(), "--to", &to.to_string()])
-        .env("FAPIAO__RECONCILE__GRACE", "0s")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "drift exits 1: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = reconcile_cli(dir.path(), true);
+    assert_eq!(code, Some(1), "drift exits 1: {report:#}");
     assert_eq!(report["complete"], true, "{report:#}");
     assert_eq!(report["dry_run"], true);
     assert_eq!(report["local"], 4);
@@ -521,7 +505,57 @@ async fn a_dry_run_reconcile_reports_each_planted_drift_and_nothing_else() {
         report["in_agreement"], 1,
         "the fourth, untouched: {report:#}"
     );
-    let found: std::collections::BTreeMap<String, (String, String)> = report["drifts"]
+    let expected = |outcomes: [&str; 3]| -> BTreeMap<String, (String, String)> {
+        ["missing_on_platform", "status_mismatch", "content_mismatch"]
+            .into_iter()
+            .zip(outcomes)
+            .zip(&numbers)
+            .map(|((class, outcome), n)| (n.clone(), (class.to_owned(), outcome.to_owned())))
+            .collect()
+    };
+    assert_eq!(
+        drifts_of(&report),
+        expected(["failed", "failed", "alert_only"]),
+        "a dry run changes nothing: {report:#}"
+    );
+    assert_eq!(report["drifts_by_class"]["content_mismatch"], 1);
+    let (_, again) = reconcile_cli(dir.path(), true);
+    assert_eq!(
+        drifts_of(&again),
+        drifts_of(&report),
+        "nothing was repaired"
+    );
+
+    // A real pass repairs what it may: the lost invoice is queued for upload, the state adopted;
+    // the changed content is only reported.
+    let (code, repaired) = reconcile_cli(dir.path(), false);
+    assert_eq!(code, Some(1));
+    assert_eq!(repaired["dry_run"], false);
+    assert_eq!(
+        drifts_of(&repaired),
+        expected(["done", "done", "alert_only"]),
+        "{repaired:#}"
+    );
+    // The next server start uploads the lost invoice again, and the platform records it.
+    let (mut running, address, token) = serve_in(dir.path());
+    wait_recorded(&address, &token, &numbers[0]).await;
+    assert!(terminate(&mut running).await);
+    let (code, after) = reconcile_cli(dir.path(), true);
+    assert_eq!(
+        code,
+        Some(1),
+        "the content drift stays until a person resolves it"
+    );
+    assert_eq!(after["remote"], 4);
+    assert_eq!(after["in_agreement"], 3, "{after:#}");
+    let left = drifts_of(&after);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[&numbers[2]].0, "content_mismatch");
+}
+
+/// The drifts of a reconcile report: number → (class, outcome).
+fn drifts_of(report: &serde_json::Value) -> BTreeMap<String, (String, String)> {
+    report["drifts"]
         .as_array()
         .unwrap()
         .iter()
@@ -534,15 +568,64 @@ async fn a_dry_run_reconcile_reports_each_planted_drift_and_nothing_else() {
                 ),
             )
         })
-        .collect();
-    let expected: std::collections::BTreeMap<String, (String, String)> = [
-        (&numbers[0], "missing_on_platform", "failed"),
-        (&numbers[1], "status_mismatch", "failed"),
-        (&numbers[2], "content_mismatch", "alert_only"),
-    ]
-    .into_iter()
-    .map(|(n, class, outcome)| (n.clone(), (class.to_owned(), outcome.to_owned())))
-    .collect();
-    assert_eq!(found, expected, "{report:#}");
-    assert_eq!(report["drifts_by_class"]["content_mismatch"], 1);
+        .collect()
+}
+
+/// Run `fapiao reconcile --once` over yesterday to tomorrow (China time) with no grace; returns
+/// the exit code and the JSON report.
+fn reconcile_cli(dir: &std::path::Path, dry_run: bool) -> (Option<i32>, serde_json::Value) {
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .date_naive();
+    let (from, to) = (today.pred_opt().unwrap(), today.succ_opt().unwrap());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fapiao"));
+    command
+        .current_dir(dir)
+        .args(["reconcile", "--once", "--no-progress"])
+        .args(["--from", &from.to_string(), "--to", &to.to_string()])
+        .env("FAPIAO__RECONCILE__GRACE", "0s")
+        .env("NO_COLOR", "1");
+    if dry_run {
+        command.arg("--dry-run");
+    }
+    let out = command.output().unwrap();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report)
+}
+
+/// Wait until the running server says `number` is recorded by the platform.
+async fn wait_recorded(address: &str, token: &str, number: &str) {
+    use fapiao_proto::v1;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = v1::issuance_service_client::IssuanceServiceClient::new(channel);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut request = tonic::Request::new(v1::GetInvoiceRequest {
+            key: Some(v1::get_invoice_request::Key::InvoiceNumber(number.into())),
+            ..Default::default()
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let found = client
+            .get_invoice(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .invoice
+            .unwrap();
+        if found.state() == v1::InvoiceState::Recorded {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{number} not recorded again in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

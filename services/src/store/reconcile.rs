@@ -8,7 +8,31 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::any::AnyArguments;
 
-use super::{INVOICE_COLUMNS, Store, StoredInvoice, decode_invoice, micros};
+use super::read::{NewEvent, insert_events};
+use super::upload::UploadPhase;
+use super::{INVOICE_COLUMNS, InvoiceState, Store, StoredInvoice, decode_invoice, micros};
+use fapiao_invoice::model::Colour;
+use fapiao_invoice::number::InvoiceNumber;
+
+/// A repair the reconciler makes to one invoice, applied only if the invoice is still in the
+/// state the comparison saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairWrite {
+    pub number: InvoiceNumber,
+    pub seller_tax_id: String,
+    pub request_id: String,
+    pub colour: Colour,
+    /// The state the comparison saw; the write is skipped if the invoice has moved on.
+    pub expected: InvoiceState,
+    /// A new state, written with an event.
+    pub state: Option<InvoiceState>,
+    /// Upload work to queue now (`Send` to re-upload, `Query` to ask first); `None` settles it.
+    pub phase: Option<UploadPhase>,
+    /// Count a re-upload against the reconciler's bound.
+    pub counts_as_reupload: bool,
+    /// Why, for the event.
+    pub reason: String,
+}
 
 impl Store {
     /// The seller's invoices issued in `[from, to)`, with the re-uploads the reconciler has made
@@ -70,5 +94,59 @@ impl Store {
             }
         }
         Ok(known)
+    }
+
+    /// Apply one repair with its event, if the invoice is still as compared; `false` when it
+    /// had moved on (nothing written).
+    pub async fn apply_repair(
+        &self,
+        repair: &RepairWrite,
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> anyhow::Result<bool> {
+        let state = repair.state.unwrap_or(repair.expected);
+        let mut tx = self.write.begin().await.context("starting a repair")?;
+        let updated = sqlx::query(
+            "UPDATE invoices SET state = $1, \
+             state_changed_at = CASE WHEN state = $1 THEN state_changed_at ELSE $2 END, \
+             upload_phase = $3, next_attempt_at = $4, \
+             reconcile_attempts = reconcile_attempts + $5 \
+             WHERE invoice_number = $6 AND state = $7",
+        )
+        .bind(state.as_str().to_owned())
+        .bind(micros(now))
+        .bind(repair.phase.map(|p| p.as_str().to_owned()))
+        .bind(repair.phase.map(|_| micros(now)))
+        .bind(i64::from(repair.counts_as_reupload))
+        .bind(repair.number.to_string())
+        .bind(repair.expected.as_str().to_owned())
+        .execute(&mut *tx)
+        .await
+        .context("repairing an invoice")?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if state != repair.expected {
+            self.lock_event_order(&mut tx).await?;
+            insert_events(
+                &mut tx,
+                &[NewEvent {
+                    invoice_number: repair.number.to_string(),
+                    seller_tax_id: repair.seller_tax_id.clone(),
+                    request_id: repair.request_id.clone(),
+                    colour: repair.colour,
+                    state,
+                    previous_state: Some(repair.expected),
+                    at: now,
+                    reason: repair.reason.clone(),
+                    actor: actor.to_owned(),
+                    platform_code: None,
+                    platform_message: None,
+                }],
+            )
+            .await?;
+        }
+        tx.commit().await.context("committing a repair")?;
+        Ok(true)
     }
 }
