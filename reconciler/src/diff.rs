@@ -302,6 +302,9 @@ pub enum Repair {
 pub struct Drift {
     pub number: InvoiceNumber,
     pub seller: String,
+    /// When the invoice was issued (locally, or as the platform lists it for a remote-only one):
+    /// which window a later pass must cover to see whether the drift is gone.
+    pub issued_at: DateTime<Utc>,
     pub class: DriftClass,
     /// What differs, in words.
     pub detail: String,
@@ -412,6 +415,7 @@ fn drift_here(here: &LocalInvoice, class: DriftClass, detail: String, repair: Re
     Drift {
         number: here.number,
         seller: here.seller.clone(),
+        issued_at: here.issued_at,
         class,
         detail,
         repair,
@@ -620,6 +624,7 @@ where
     Some(Drift {
         number: there.number,
         seller: there.seller.clone(),
+        issued_at: there.issued_at,
         class: DriftClass::RemoteOnly,
         detail: format!(
             "{} on the platform, absent here; request {:?} is {whose}",

@@ -51,8 +51,9 @@ enum Command {
     /// Compare the store with the tax platform over whole China-time days and print a JSON report
     /// of every drift (missing on platform, stuck, status mismatch, remote only, content mismatch)
     /// with the repair it calls for, and make the repairs the plan allows (re-uploads are queued
-    /// for the server's upload worker; content drift is never repaired). Exits with status 1 when
-    /// anything drifted or a day could not be compared.
+    /// for the server's upload worker; content drift is never repaired). Every pass is stored with
+    /// its drifts. Exits with status 1 when anything drifted or a day could not be compared, and
+    /// 3 when another pass holds the lease.
     Reconcile {
         /// Run one pass now and exit.
         #[arg(long, required = true)]
@@ -201,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
             let today = chrono::Utc::now()
                 .with_timezone(&fapiao_services::clock::china_offset())
                 .date_naive();
-            let report = fapiao_services::reconciling::once(
+            let report = match fapiao_services::reconciling::once(
                 &config,
                 from.unwrap_or(today),
                 to.unwrap_or(today),
@@ -209,7 +210,15 @@ async fn main() -> anyhow::Result<()> {
                 !no_progress && std::io::stderr().is_terminal(),
                 &mut std::io::stdout(),
             )
-            .await?;
+            .await
+            {
+                Ok(report) => report,
+                Err(error) if error.is::<fapiao_services::reconciling::LeaseHeld>() => {
+                    tracing::error!("{error}");
+                    std::process::exit(3);
+                }
+                Err(error) => return Err(error),
+            };
             if !report.complete() || !report.drifts.is_empty() {
                 std::process::exit(1);
             }

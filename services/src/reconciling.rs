@@ -23,7 +23,9 @@ use fapiao_reconciler::pass::{
 };
 
 use crate::platform::{RemoteState, RemoteSummary, TaxPlatform};
-use crate::store::{InvoiceState, RepairWrite, Store, StoredInvoice, UploadPhase};
+use crate::store::{
+    DriftWrite, InvoiceState, RepairWrite, RunTotals, Store, StoredInvoice, UploadPhase,
+};
 
 /// How drift is judged.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -37,6 +39,10 @@ pub struct ReconcileConfig {
     pub stuck_after: std::time::Duration,
     /// Re-uploads of one invoice before its drift is alerted instead of repaired again.
     pub max_reuploads: u32,
+    /// How long a pass holds the lease that keeps other replicas from running one; longer than
+    /// the longest pass.
+    #[serde(with = "humantime_serde")]
+    pub lease: std::time::Duration,
 }
 
 impl Default for ReconcileConfig {
@@ -46,6 +52,7 @@ impl Default for ReconcileConfig {
             grace: rules.grace.to_std().unwrap_or_default(),
             stuck_after: rules.stuck_after.to_std().unwrap_or_default(),
             max_reuploads: rules.max_reuploads,
+            lease: std::time::Duration::from_secs(600),
         }
     }
 }
@@ -305,9 +312,76 @@ impl Repairs for DryRun {
     }
 }
 
+/// The lease a pass holds.
+pub const LEASE: &str = "reconcile";
+
+/// Another replica (or command) is running a pass.
+#[derive(Debug, thiserror::Error)]
+#[error("another reconciliation pass is running: {holder} holds the lease until {until}")]
+pub struct LeaseHeld {
+    pub holder: String,
+    pub until: chrono::DateTime<chrono::Utc>,
+}
+
+/// How a stored drift is filed: `critical`, `warning`, or `none` when it is repaired.
+pub fn urgency(drift: &Drift) -> &'static str {
+    use fapiao_reconciler::diff::{Repair, Urgency};
+    match drift.repair {
+        Repair::Alert {
+            severity: Urgency::Critical,
+        } => "critical",
+        Repair::Alert {
+            severity: Urgency::Warning,
+        } => "warning",
+        _ => "none",
+    }
+}
+
+/// Record a finished pass with its drifts.
+pub async fn record(
+    store: &Store,
+    run: i64,
+    report: &Report,
+    sellers: &[String],
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    let found: Vec<DriftWrite> = report
+        .drifts
+        .iter()
+        .map(|handled| DriftWrite {
+            invoice_number: handled.drift.number.to_string(),
+            seller_tax_id: handled.drift.seller.clone(),
+            issued_at: handled.drift.issued_at,
+            class: handled.drift.class.as_str().to_owned(),
+            urgency: urgency(&handled.drift).to_owned(),
+            detail: handled.drift.detail.clone(),
+            repair: serde_json::to_string(&handled.drift.repair).unwrap_or_default(),
+            outcome: serde_json::to_string(&handled.outcome).unwrap_or_default(),
+        })
+        .collect();
+    let totals = RunTotals {
+        complete: report.complete(),
+        local: report.local,
+        remote: report.remote,
+        in_agreement: report.in_agreement,
+        gaps_json: serde_json::to_string(&report.gaps).unwrap_or_default(),
+    };
+    store
+        .finish_run(
+            run,
+            &totals,
+            &found,
+            (report.window.from, report.window.to),
+            sellers,
+            now,
+        )
+        .await
+}
+
 /// What `fapiao reconcile` prints: the pass's report with its totals.
 #[derive(Debug, serde::Serialize)]
 pub struct PrintedReport<'a> {
+    pub run_id: i64,
     pub dry_run: bool,
     pub finished_at: chrono::DateTime<chrono::Utc>,
     pub complete: bool,
@@ -341,15 +415,45 @@ pub async fn once(
     .await?;
     store.migrate().await?;
     let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
-    let (platform, _, sandbox) = crate::server::connect_platform(config, &clock).await?;
     let window = Window {
         from: day_start(from),
         to: day_start(to.succ_opt().context("--to is too late")?),
     };
+    let sellers: Vec<String> = config.sellers.iter().map(|s| s.tax_id.clone()).collect();
     let ledger = StoreLedger {
         store: store.clone(),
-        sellers: config.sellers.iter().map(|s| s.tax_id.clone()).collect(),
+        sellers: sellers.clone(),
     };
+    let holder = format!(
+        "cli:{}:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        std::process::id()
+    );
+    let started = crate::clock::Clock::now(clock.as_ref());
+    let until = started
+        + chrono::TimeDelta::from_std(config.reconcile.lease).unwrap_or(chrono::TimeDelta::MAX);
+    if let Err((holder, until)) = store.take_lease(LEASE, &holder, started, until).await? {
+        store.close().await;
+        return Err(LeaseHeld { holder, until }.into());
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let (platform, _, sandbox) = match crate::server::connect_platform(config, &clock).await {
+        Ok(connected) => connected,
+        Err(error) => {
+            store.release_lease(LEASE, &holder).await?;
+            return Err(error);
+        }
+    };
+    let run = store
+        .start_run(
+            "manual",
+            &holder,
+            dry_run,
+            (window.from, window.to),
+            started,
+        )
+        .await?;
     let bar = if progress {
         indicatif::ProgressBar::new(0)
     } else {
@@ -380,14 +484,19 @@ pub async fn once(
         .await
     };
     bar.finish_and_clear();
+    let finished = crate::clock::Clock::now(clock.as_ref());
+    let recorded = record(&store, run, &report, &sellers, finished).await;
+    store.release_lease(LEASE, &holder).await?;
+    recorded?;
     if let Some((stop, task)) = sandbox {
         let _ = stop.send(());
         let _ = task.await;
     }
     store.close().await;
     let printed = PrintedReport {
+        run_id: run,
         dry_run,
-        finished_at: crate::clock::Clock::now(clock.as_ref()),
+        finished_at: finished,
         complete: report.complete(),
         drifts_by_class: report.by_class(),
         report: &report,

@@ -551,6 +551,170 @@ async fn reconcile_reports_each_planted_drift_and_repairs_what_it_may() {
     let left = drifts_of(&after);
     assert_eq!(left.len(), 1);
     assert_eq!(left[&numbers[2]].0, "content_mismatch");
+
+    // Every pass is stored; each drift once, closed when a complete pass no longer finds it.
+    let runs: Vec<i64> = [&report, &again, &repaired, &after]
+        .iter()
+        .map(|r| r["run_id"].as_i64().unwrap())
+        .collect();
+    assert!(runs.windows(2).all(|w| w[0] < w[1]), "{runs:?}");
+    use sqlx::Connection as _;
+    let url = format!("sqlite://{}", data.join("fapiao.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let stored: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT invoice_number, class, status, first_run_id, last_run_id FROM drifts ORDER BY id",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    let expected_rows = vec![
+        (
+            numbers[0].clone(),
+            "missing_on_platform".to_owned(),
+            "closed".to_owned(),
+            runs[0],
+            runs[2],
+        ),
+        (
+            numbers[1].clone(),
+            "status_mismatch".to_owned(),
+            "closed".to_owned(),
+            runs[0],
+            runs[2],
+        ),
+        (
+            numbers[2].clone(),
+            "content_mismatch".to_owned(),
+            "open".to_owned(),
+            runs[0],
+            runs[3],
+        ),
+    ];
+    assert_eq!(stored, expected_rows);
+    let finished: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM reconcile_runs WHERE finished_at IS NOT NULL AND complete = 1",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(finished, 4);
+    let leases: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leases")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(leases, 0, "every pass gave its lease back");
+}
+
+/// A fresh PostgreSQL database for one test, from `FAPIAO_TEST_POSTGRES_URL`.
+async fn postgres_database() -> String {
+    use sqlx::{Connection as _, Executor as _};
+    let admin = std::env::var("FAPIAO_TEST_POSTGRES_URL")
+        .expect("FAPIAO_TEST_POSTGRES_URL is set by scripts/test");
+    let name = format!(
+        "fapiao_lease_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    );
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    let (base, _) = admin.split_once('?').unwrap_or((&admin, ""));
+    let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+    format!("{server}/{name}")
+}
+
+#[tokio::test]
+async fn one_pass_at_a_time_across_processes_on_one_postgres() {
+    use fapiao_services::store::{Store, StoreOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let url = postgres_database().await;
+    let store = Store::connect(&StoreOptions {
+        url: url.clone(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let pass = || {
+        Command::new(env!("CARGO_BIN_EXE_fapiao"))
+            .current_dir(dir.path())
+            .args(["reconcile", "--once", "--no-progress"])
+            .env("FAPIAO__DATABASE__URL", &url)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let runs = || async {
+        let runs: Vec<i64> = store
+            .recent_runs(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        runs.len()
+    };
+
+    // This process holds the lease, as another replica's pass would.
+    let now = chrono::Utc::now();
+    let held = store
+        .take_lease(
+            "reconcile",
+            "replica-a",
+            now,
+            now + chrono::Duration::minutes(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held, Ok(()));
+    let refused = pass();
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("replica-a"), "{said}");
+    assert_eq!(runs().await, 0, "no pass ran");
+    let again = store
+        .take_lease(
+            "reconcile",
+            "replica-b",
+            now,
+            now + chrono::Duration::minutes(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again.map_err(|(holder, _)| holder),
+        Err("replica-a".to_owned())
+    );
+
+    // Released, the other process runs its pass and gives the lease back.
+    store.release_lease("reconcile", "replica-a").await.unwrap();
+    let ran = pass();
+    assert_eq!(
+        ran.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert_eq!(runs().await, 1);
+
+    // A lease left by a replica that died expires and is taken over.
+    let past = now - chrono::Duration::minutes(20);
+    store
+        .take_lease(
+            "reconcile",
+            "replica-dead",
+            past,
+            past + chrono::Duration::minutes(10),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let taken_over = pass();
+    assert_eq!(taken_over.status.code(), Some(0));
+    assert_eq!(runs().await, 2);
+    store.close().await;
 }
 
 /// The drifts of a reconcile report: number → (class, outcome).

@@ -133,6 +133,7 @@ async fn the_ledger_reads_a_window_and_repairs_apply_only_as_compared(db: TestDa
     let lost = Drift {
         number: a.parse().unwrap(),
         seller: DEMO_SELLER.to_owned(),
+        issued_at: now,
         class: DriftClass::MissingOnPlatform,
         detail: String::new(),
         repair: Repair::Reupload,
@@ -169,6 +170,7 @@ async fn the_ledger_reads_a_window_and_repairs_apply_only_as_compared(db: TestDa
     let stale = Drift {
         number: b.parse().unwrap(),
         seller: DEMO_SELLER.to_owned(),
+        issued_at: now,
         class: DriftClass::StatusMismatch,
         detail: String::new(),
         repair: Repair::AdoptState(LocalState::FullyReversed),

@@ -28,7 +28,7 @@ pub use archive::{
 };
 pub use issue::{IssueItem, IssueOutcome};
 pub use read::{InvoiceFilter, StoredEvent};
-pub use reconcile::RepairWrite;
+pub use reconcile::{DriftWrite, RepairWrite, RunTotals, StoredDrift, StoredRun};
 pub use supply::{PendingDownload, SupplyStatus};
 pub use upload::{AttemptNote, DueUpload, UploadPhase, UploadUpdate};
 
