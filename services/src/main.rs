@@ -190,14 +190,7 @@ async fn main() -> anyhow::Result<()> {
             no_progress,
             config,
         } => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    EnvFilter::try_from_env("FAPIAO_LOG")
-                        .unwrap_or_else(|_| EnvFilter::new("warn")),
-                )
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
-                .init();
+            log_to_stderr();
             let config = Config::load(config.as_deref(), std::env::vars())?;
             let today = chrono::Utc::now()
                 .with_timezone(&fapiao_services::clock::china_offset())
@@ -226,14 +219,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Archive { command, config } => {
             // Standard output carries the report.
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    EnvFilter::try_from_env("FAPIAO_LOG")
-                        .unwrap_or_else(|_| EnvFilter::new("warn")),
-                )
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
-                .init();
+            log_to_stderr();
             let config = Config::load(config.as_deref(), std::env::vars())?;
             archive_command(command, &config).await
         }
@@ -251,6 +237,17 @@ async fn main() -> anyhow::Result<()> {
                 .await
         }
     }
+}
+
+/// Warnings and errors on standard error, for commands whose standard output is a report.
+fn log_to_stderr() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("FAPIAO_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 async fn archive_command(command: ArchiveCommand, config: &Config) -> anyhow::Result<()> {

@@ -278,13 +278,6 @@ async fn issue_and_wait(
         .await
         .unwrap();
     let mut client = v1::issuance_service_client::IssuanceServiceClient::new(channel);
-    fn authorised<T>(token: &str, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        request
-    }
     let invoice = v1::InvoiceInput {
         seller_tax_id: "91310000MA1FP00011".into(),
         request_id: request_id.into(),
@@ -319,25 +312,52 @@ async fn issue_and_wait(
         .invoice
         .unwrap()
         .invoice_number;
+    invoice_when(address, token, &number, |found| {
+        found.files.len() == 3 && (!recorded || found.state() == v1::InvoiceState::Recorded)
+    })
+    .await
+}
+
+/// `message` with the bearer `token`.
+fn authorised<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// Poll the running server until invoice `number` satisfies `done` (at most 30 s).
+async fn invoice_when(
+    address: &str,
+    token: &str,
+    number: &str,
+    done: impl Fn(&fapiao_proto::v1::Invoice) -> bool,
+) -> fapiao_proto::v1::Invoice {
+    use fapiao_proto::v1;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = v1::issuance_service_client::IssuanceServiceClient::new(channel);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
+        let request = v1::GetInvoiceRequest {
+            key: Some(v1::get_invoice_request::Key::InvoiceNumber(number.into())),
+            ..Default::default()
+        };
         let found = client
-            .get_invoice(authorised(
-                token,
-                v1::GetInvoiceRequest {
-                    key: Some(v1::get_invoice_request::Key::InvoiceNumber(number.clone())),
-                    ..Default::default()
-                },
-            ))
+            .get_invoice(authorised(token, request))
             .await
             .unwrap()
             .into_inner()
             .invoice
             .unwrap();
-        if found.files.len() == 3 && (!recorded || found.state() == v1::InvoiceState::Recorded) {
+        if done(&found) {
             return found;
         }
-        assert!(Instant::now() < deadline, "not archived in time");
+        assert!(Instant::now() < deadline, "{number}: not there in time");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -659,34 +679,23 @@ async fn one_pass_at_a_time_across_processes_on_one_postgres() {
 
     // This process holds the lease, as another replica's pass would.
     let now = chrono::Utc::now();
-    let held = store
-        .take_lease(
-            "reconcile",
-            "replica-a",
-            now,
-            now + chrono::Duration::minutes(10),
-        )
-        .await
-        .unwrap();
-    assert_eq!(held, Ok(()));
+    let take = |holder: &'static str, at: chrono::DateTime<chrono::Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .take_lease("reconcile", holder, at, at + chrono::Duration::minutes(10))
+                .await
+                .unwrap()
+                .map_err(|(holder, _)| holder)
+        }
+    };
+    assert_eq!(take("replica-a", now).await, Ok(()));
     let refused = pass();
     assert_eq!(refused.status.code(), Some(3), "{refused:?}");
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("replica-a"), "{said}");
     assert_eq!(runs().await, 0, "no pass ran");
-    let again = store
-        .take_lease(
-            "reconcile",
-            "replica-b",
-            now,
-            now + chrono::Duration::minutes(10),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        again.map_err(|(holder, _)| holder),
-        Err("replica-a".to_owned())
-    );
+    assert_eq!(take("replica-b", now).await, Err("replica-a".to_owned()));
 
     // Released, the other process runs its pass and gives the lease back.
     store.release_lease("reconcile", "replica-a").await.unwrap();
@@ -700,17 +709,10 @@ async fn one_pass_at_a_time_across_processes_on_one_postgres() {
     assert_eq!(runs().await, 1);
 
     // A lease left by a replica that died expires and is taken over.
-    let past = now - chrono::Duration::minutes(20);
-    store
-        .take_lease(
-            "reconcile",
-            "replica-dead",
-            past,
-            past + chrono::Duration::minutes(10),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(
+        take("replica-dead", now - chrono::Duration::minutes(20)).await,
+        Ok(())
+    );
     let taken_over = pass();
     assert_eq!(taken_over.status.code(), Some(0));
     assert_eq!(runs().await, 2);
@@ -761,35 +763,8 @@ fn reconcile_cli(dir: &std::path::Path, dry_run: bool) -> (Option<i32>, serde_js
 /// Wait until the running server says `number` is recorded by the platform.
 async fn wait_recorded(address: &str, token: &str, number: &str) {
     use fapiao_proto::v1;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = v1::issuance_service_client::IssuanceServiceClient::new(channel);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut request = tonic::Request::new(v1::GetInvoiceRequest {
-            key: Some(v1::get_invoice_request::Key::InvoiceNumber(number.into())),
-            ..Default::default()
-        });
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let found = client
-            .get_invoice(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .invoice
-            .unwrap();
-        if found.state() == v1::InvoiceState::Recorded {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{number} not recorded again in time"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    invoice_when(address, token, number, |found| {
+        found.state() == v1::InvoiceState::Recorded
+    })
+    .await;
 }

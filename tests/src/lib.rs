@@ -145,6 +145,54 @@ impl Drop for TestApp {
     }
 }
 
+impl TestApp {
+    /// Issue the sample invoice under `request_id` for `amount`; returns its number.
+    pub async fn issue_sample(&self, request_id: &str, amount: &str) -> String {
+        self.issuance()
+            .issue_invoice(fapiao_proto::v1::IssueInvoiceRequest {
+                invoice: Some(sample::input(request_id, amount)),
+                ..Default::default()
+            })
+            .await
+            .expect("issued")
+            .into_inner()
+            .invoice
+            .expect("an invoice in the answer")
+            .invoice_number
+    }
+
+    /// Poll until invoice `number` satisfies `done` (at most 30 s); returns it.
+    pub async fn invoice_when(
+        &self,
+        number: &str,
+        done: impl Fn(&fapiao_proto::v1::Invoice) -> bool,
+    ) -> fapiao_proto::v1::Invoice {
+        use fapiao_proto::v1::{GetInvoiceRequest, get_invoice_request};
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let invoice = self
+                .issuance()
+                .get_invoice(GetInvoiceRequest {
+                    key: Some(get_invoice_request::Key::InvoiceNumber(number.into())),
+                    ..Default::default()
+                })
+                .await
+                .expect("the invoice is readable")
+                .into_inner()
+                .invoice
+                .expect("an invoice in the answer");
+            if done(&invoice) {
+                return invoice;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{number}: not there in time"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// Start a server on a free loopback port with `config` (its `listen` is ignored) and a SQLite
 /// database in a temporary folder. When `config` has no tokens, the harness issuer token is added.
 pub async fn spawn_app_with(config: Config) -> anyhow::Result<TestApp> {

@@ -9,7 +9,7 @@
 
 use fapiao_archive::check::sm3_hex;
 use fapiao_proto::v1::{
-    self, GetArchivedFileRequest, GetInvoiceHistoryRequest, GetInvoiceRequest, IssueInvoiceRequest,
+    self, GetArchivedFileRequest, GetInvoiceHistoryRequest, GetInvoiceRequest,
     ListAccessRecordsRequest, SearchInvoicesRequest, TimeRange, VerifyInvoicesRequest,
     get_archived_file_response, get_invoice_request, verify_invoices_request,
     verify_invoices_response,
@@ -17,7 +17,7 @@ use fapiao_proto::v1::{
 use fapiao_services::config::Config;
 use fapiao_services::store::{Store, StoreOptions};
 use fapiao_tests::db::{self, TestDatabase};
-use fapiao_tests::sample::{self, BUYER, DEMO_SELLER};
+use fapiao_tests::sample::{BUYER, DEMO_SELLER};
 use fapiao_tests::{ISSUER_TOKEN, TestApp, spawn_app_on};
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
@@ -34,43 +34,13 @@ fn quick() -> Config {
 }
 
 async fn issue(app: &TestApp, request_id: &str, amount: &str) -> String {
-    app.issuance()
-        .issue_invoice(IssueInvoiceRequest {
-            invoice: Some(sample::input(request_id, amount)),
-            ..Default::default()
-        })
-        .await
-        .expect("issued")
-        .into_inner()
-        .invoice
-        .unwrap()
-        .invoice_number
+    app.issue_sample(request_id, amount).await
 }
 
 /// The invoice once all three files are recorded (the archive worker runs in the background).
 async fn archived(app: &TestApp, number: &str) -> v1::Invoice {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let invoice = app
-            .issuance()
-            .get_invoice(GetInvoiceRequest {
-                key: Some(get_invoice_request::Key::InvoiceNumber(number.into())),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .invoice
-            .unwrap();
-        if invoice.files.len() == 3 {
-            return invoice;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{number} was not archived in time"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.invoice_when(number, |invoice| invoice.files.len() == 3)
+        .await
 }
 
 /// Download a file through the audit API: (metadata, bytes).

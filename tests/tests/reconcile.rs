@@ -7,9 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use chrono::{Duration as Span, Utc};
-use fapiao_proto::v1::{
-    self, GetInvoiceHistoryRequest, GetInvoiceRequest, IssueInvoiceRequest, get_invoice_request,
-};
+use fapiao_proto::v1::{self, GetInvoiceHistoryRequest};
 use fapiao_reconciler::diff::{Drift, DriftClass, LocalState, Repair};
 use fapiao_reconciler::pass::{Ledger, RepairOutcome, Repairs, Window};
 use fapiao_services::clock::SystemClock;
@@ -17,11 +15,11 @@ use fapiao_services::config::Config;
 use fapiao_services::reconciling::{ACTOR, StoreLedger, StoreRepairs};
 use fapiao_services::store::{Store, StoreOptions};
 use fapiao_tests::db::{self, TestDatabase};
-use fapiao_tests::sample::{self, DEMO_SELLER};
+use fapiao_tests::sample::DEMO_SELLER;
 use fapiao_tests::{TestApp, spawn_app_on};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fapiao_tests::on_both_databases!(the_ledger_reads_a_window_and_repairs_apply_only_as_compared);
 
@@ -33,48 +31,19 @@ fn quick() -> Config {
     config
 }
 
-async fn issue(app: &TestApp, request_id: &str, amount: &str) -> String {
-    app.issuance()
-        .issue_invoice(IssueInvoiceRequest {
-            invoice: Some(sample::input(request_id, amount)),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .invoice
-        .unwrap()
-        .invoice_number
-}
-
 /// Wait until the platform has recorded `number` (again).
 async fn recorded(app: &TestApp, number: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let invoice = app
-            .issuance()
-            .get_invoice(GetInvoiceRequest {
-                key: Some(get_invoice_request::Key::InvoiceNumber(number.into())),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .invoice
-            .unwrap();
-        if invoice.state() == v1::InvoiceState::Recorded {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{number} is not recorded");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.invoice_when(number, |invoice| {
+        invoice.state() == v1::InvoiceState::Recorded
+    })
+    .await;
 }
 
 async fn the_ledger_reads_a_window_and_repairs_apply_only_as_compared(db: TestDatabase) {
     let url = db.url.clone();
     let app = spawn_app_on(db, quick()).await.unwrap();
-    let a = issue(&app, "reconcile-a", "100").await;
-    let b = issue(&app, "reconcile-b", "250").await;
+    let a = app.issue_sample("reconcile-a", "100").await;
+    let b = app.issue_sample("reconcile-b", "250").await;
     recorded(&app, &a).await;
     recorded(&app, &b).await;
     let store = Store::connect(&StoreOptions {
