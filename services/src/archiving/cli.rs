@@ -60,26 +60,17 @@ pub async fn get(
     output: &Path,
     purpose: &str,
 ) -> anyhow::Result<()> {
+    // `None`: the number does not parse, so nothing was read.
     let result = match number.trim().parse::<InvoiceNumber>() {
-        Ok(parsed) => read_checked(store, archive, &parsed, format).await,
-        Err(_) => {
-            trail(
-                store,
-                "get",
-                Some(number.to_owned()),
-                Some(format),
-                purpose,
-                "INVALID_ARGUMENT",
-            )
-            .await?;
-            bail!("{number:?} is not a 20-digit invoice number");
-        }
+        Ok(parsed) => Some(read_checked(store, archive, &parsed, format).await),
+        Err(_) => None,
     };
     let outcome = match &result {
-        Ok(_) => "OK",
-        Err(ReadError::NotRecorded { .. }) => "NOT_FOUND",
-        Err(ReadError::Missing { .. } | ReadError::DigestMismatch { .. }) => "DATA_LOSS",
-        Err(ReadError::Failed(_)) => "INTERNAL",
+        None => "INVALID_ARGUMENT",
+        Some(Ok(_)) => "OK",
+        Some(Err(ReadError::NotRecorded { .. })) => "NOT_FOUND",
+        Some(Err(ReadError::Missing { .. } | ReadError::DigestMismatch { .. })) => "DATA_LOSS",
+        Some(Err(ReadError::Failed(_))) => "INTERNAL",
     };
     trail(
         store,
@@ -90,6 +81,9 @@ pub async fn get(
         outcome,
     )
     .await?;
+    let Some(result) = result else {
+        bail!("{number:?} is not a 20-digit invoice number");
+    };
     let (_, bytes) = result.map_err(|e| match e {
         ReadError::Failed(error) => error,
         other => anyhow::anyhow!("{other}; nothing written"),

@@ -326,31 +326,16 @@ impl AuditService for AuditApi {
                 issued_from,
                 issued_to,
             };
-            let print = paging::fingerprint(&filter);
-            let after = paging::parse_page_token(&req.page_token, &print)?;
-            let size = paging::page_size(req.page_size);
-            let mut page = self
-                .store
-                .list_invoices(&filter, after.as_ref(), size + 1)
-                .await
-                .map_err(|e| status::internal("searching invoices", &e))?;
-            let more = page.len() > size as usize;
-            page.truncate(size as usize);
-            let numbers: Vec<InvoiceNumber> = page.iter().map(|i| i.number).collect();
-            let files = self
-                .store
-                .archived_files(&numbers)
-                .await
-                .map_err(|e| status::internal("reading archived files", &e))?;
-            let next_page_token = match (more, page.last()) {
-                (true, Some(last)) => paging::page_token(last, &print),
-                _ => String::new(),
-            };
+            let (invoices, next_page_token) = paging::invoice_page(
+                &self.store,
+                &filter,
+                &req.page_token,
+                req.page_size,
+                "searching invoices",
+            )
+            .await?;
             Ok(v1::SearchInvoicesResponse {
-                invoices: page
-                    .iter()
-                    .map(|i| convert::invoice(i, files.get(&i.number).map_or(&[], |f| f)))
-                    .collect(),
+                invoices,
                 next_page_token,
             })
         };

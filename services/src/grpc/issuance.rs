@@ -407,33 +407,16 @@ impl IssuanceService for IssuanceApi {
             issued_from: time(&req.issued_from, "issued_from")?,
             issued_to: time(&req.issued_to, "issued_to")?,
         };
-        let print = paging::fingerprint(&filter);
-        let after = paging::parse_page_token(&req.page_token, &print)?;
-        let size = paging::page_size(req.page_size);
-        let mut page = self
-            .issuance
-            .store()
-            .list_invoices(&filter, after.as_ref(), size + 1)
-            .await
-            .map_err(|e| status::internal("listing invoices", &e))?;
-        let more = page.len() > size as usize;
-        page.truncate(size as usize);
-        let numbers: Vec<InvoiceNumber> = page.iter().map(|i| i.number).collect();
-        let files = self
-            .issuance
-            .store()
-            .archived_files(&numbers)
-            .await
-            .map_err(|e| status::internal("reading archived files", &e))?;
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => paging::page_token(last, &print),
-            _ => String::new(),
-        };
+        let (invoices, next_page_token) = paging::invoice_page(
+            self.issuance.store(),
+            &filter,
+            &req.page_token,
+            req.page_size,
+            "listing invoices",
+        )
+        .await?;
         Ok(Response::new(v1::ListInvoicesResponse {
-            invoices: page
-                .iter()
-                .map(|i| convert::invoice(i, files.get(&i.number).map_or(&[], |f| f)))
-                .collect(),
+            invoices,
             next_page_token,
         }))
     }

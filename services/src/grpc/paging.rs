@@ -1,8 +1,8 @@
 //! What `ListInvoices` and `SearchInvoices` share: page sizes, page tokens bound to their filters,
-//! and the wire filters both accept (states, colour).
+//! the wire filters both accept (states, colour), and reading one page with its files.
 
 use super::{convert, status};
-use crate::store::{InvoiceState, StoredInvoice};
+use crate::store::{InvoiceFilter, InvoiceState, Store, StoredInvoice};
 use fapiao_invoice::model::Colour;
 use fapiao_invoice::number::InvoiceNumber;
 use fapiao_proto::v1;
@@ -17,6 +17,41 @@ pub fn page_size(requested: u32) -> u32 {
         0 => DEFAULT_PAGE,
         n => n.min(MAX_PAGE),
     }
+}
+
+/// One page of invoices matching `filter`, after the cursor in `token`, each with its
+/// archived files, and the token of the next page (empty on the last). `what` names the call in
+/// errors.
+pub async fn invoice_page(
+    store: &Store,
+    filter: &InvoiceFilter,
+    token: &str,
+    requested_size: u32,
+    what: &str,
+) -> Result<(Vec<v1::Invoice>, String), Status> {
+    let print = fingerprint(filter);
+    let after = parse_page_token(token, &print)?;
+    let size = page_size(requested_size);
+    let mut page = store
+        .list_invoices(filter, after.as_ref(), size + 1)
+        .await
+        .map_err(|e| status::internal(what, &e))?;
+    let more = page.len() > size as usize;
+    page.truncate(size as usize);
+    let numbers: Vec<InvoiceNumber> = page.iter().map(|i| i.number).collect();
+    let files = store
+        .archived_files(&numbers)
+        .await
+        .map_err(|e| status::internal("reading archived files", &e))?;
+    let next_page_token = match (more, page.last()) {
+        (true, Some(last)) => page_token(last, &print),
+        _ => String::new(),
+    };
+    let invoices = page
+        .iter()
+        .map(|i| convert::invoice(i, files.get(&i.number).map_or(&[], |f| f)))
+        .collect();
+    Ok((invoices, next_page_token))
 }
 
 /// `v1.<micros>.<number>.<filter fingerprint>`: where a page ended and what it filtered.
