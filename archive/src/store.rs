@@ -28,14 +28,16 @@ use std::sync::Arc;
 mod local;
 use local::LocalDir;
 
-/// Connection settings of an `s3://` archive. Unset fields fall back to the standard `AWS_*`
-/// environment variables.
-#[derive(Debug, Clone, Default)]
+/// Connection settings of an `s3://` archive (the `[archive.s3]` section of the service's
+/// configuration). Unset fields fall back to the standard `AWS_*` environment variables.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct S3Settings {
     /// e.g. `http://127.0.0.1:9000` for MinIO, `https://oss-cn-shanghai.aliyuncs.com` for OSS.
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub access_key_id: Option<String>,
+    /// Never logged.
     pub secret_access_key: Option<SecretString>,
     /// Allow a plain-HTTP endpoint (test servers, a MinIO inside the cluster).
     pub allow_http: bool,

@@ -129,6 +129,19 @@ impl Config {
         }
     }
 
+    /// Connect to the configured database with up to `max_connections` and apply the migrations
+    /// this build knows.
+    pub async fn open_store(&self, max_connections: u32) -> anyhow::Result<crate::store::Store> {
+        let store = crate::store::Store::connect(&crate::store::StoreOptions {
+            url: self.database_url(),
+            max_connections,
+            acquire_timeout: self.database.acquire_timeout,
+        })
+        .await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
     /// The defaults, overlaid with the file at `path` when given, then with the `FAPIAO__…`
     /// variables among `env`.
     pub fn load(
@@ -197,6 +210,21 @@ fn env_value(raw: &str) -> toml::Value {
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+/// The wait before retry number `attempt` (1-based) on a back-off `schedule` whose last step
+/// repeats; `fallback` when the schedule is empty.
+pub(crate) fn backoff_at(
+    schedule: &[std::time::Duration],
+    attempt: u32,
+    fallback: std::time::Duration,
+) -> std::time::Duration {
+    let index = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
+    schedule
+        .get(index)
+        .or(schedule.last())
+        .copied()
+        .unwrap_or(fallback)
 }
 
 /// `["10s", "30s"]` in config files.

@@ -145,14 +145,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate { config } => {
             init_tracing(false);
             let config = Config::load(config.as_deref(), std::env::vars())?;
-            let store =
-                fapiao_services::store::Store::connect(&fapiao_services::store::StoreOptions {
-                    url: config.database_url(),
-                    max_connections: 1,
-                    acquire_timeout: config.database.acquire_timeout,
-                })
-                .await?;
-            store.migrate().await?;
+            let store = config.open_store(1).await?;
             store.close().await;
             tracing::info!(database = ?store.backend(), "migrations applied");
             Ok(())
@@ -252,13 +245,7 @@ fn log_to_stderr() {
 
 async fn archive_command(command: ArchiveCommand, config: &Config) -> anyhow::Result<()> {
     use fapiao_services::archiving::cli;
-    let store = fapiao_services::store::Store::connect(&fapiao_services::store::StoreOptions {
-        url: config.database_url(),
-        max_connections: 4,
-        acquire_timeout: config.database.acquire_timeout,
-    })
-    .await?;
-    store.migrate().await?;
+    let store = config.open_store(4).await?;
     let archive = config
         .archive
         .open(&config.data_dir)

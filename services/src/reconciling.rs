@@ -407,13 +407,7 @@ pub async fn once(
     if to < from {
         anyhow::bail!("--to is before --from");
     }
-    let store = Store::connect(&crate::store::StoreOptions {
-        url: config.database_url(),
-        max_connections: 4,
-        acquire_timeout: config.database.acquire_timeout,
-    })
-    .await?;
-    store.migrate().await?;
+    let store = config.open_store(4).await?;
     let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
     let window = Window {
         from: day_start(from),

@@ -21,7 +21,6 @@ use crate::platform::TaxPlatform;
 use crate::platform::client::HttpPlatform;
 use crate::platform::sandbox::{self, Sandbox};
 use crate::sellers::SellerDirectory;
-use crate::store::{Store, StoreOptions};
 use anyhow::Context;
 use fapiao_archive::store::Archive;
 use fapiao_invoice::catalog::TaxCodeCatalog;
@@ -89,13 +88,7 @@ impl App {
             )
         };
         let clock: SharedClock = Arc::new(SystemClock);
-        let store = Store::connect(&StoreOptions {
-            url: config.database_url(),
-            max_connections: config.database.max_connections,
-            acquire_timeout: config.database.acquire_timeout,
-        })
-        .await?;
-        store.migrate().await?;
+        let store = config.open_store(config.database.max_connections).await?;
         let archive = config
             .archive
             .open(&config.data_dir)

@@ -20,7 +20,6 @@ use crate::store::{ArchiveSetback, DueArchive, FileRecord, Store};
 use chrono::{DateTime, Utc};
 use fapiao_archive::store::{Archive, ArchiveError, S3Settings};
 use fapiao_archive::{Issued, object_key};
-use secrecy::SecretString;
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -34,7 +33,7 @@ pub struct ArchiveConfig {
     /// `file:///abs/dir`, `s3://bucket[/prefix]` or `memory://` (tests only: lost at exit).
     pub url: Option<String>,
     /// Endpoint, region and credentials for `s3://` urls.
-    pub s3: S3Config,
+    pub s3: S3Settings,
     /// Flush a local archive's files (and folders) to disk before they are recorded: one
     /// `syncfs` per batch on Linux. Off, a power cut can lose files the database says were
     /// written.
@@ -61,7 +60,7 @@ impl Default for ArchiveConfig {
     fn default() -> Self {
         Self {
             url: None,
-            s3: S3Config::default(),
+            s3: S3Settings::default(),
             fsync: true,
             batch_size: 64,
             workers: 2,
@@ -71,22 +70,6 @@ impl Default for ArchiveConfig {
             idle_poll: Duration::from_millis(500),
         }
     }
-}
-
-/// S3 connection settings; unset values fall back to the `AWS_*` environment variables.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct S3Config {
-    /// e.g. `http://127.0.0.1:9000` (MinIO), `https://oss-cn-shanghai.aliyuncs.com` (OSS).
-    pub endpoint: Option<String>,
-    pub region: Option<String>,
-    pub access_key_id: Option<String>,
-    /// Never logged.
-    pub secret_access_key: Option<SecretString>,
-    /// Allow a plain-HTTP endpoint.
-    pub allow_http: bool,
-    /// Bucket in the host name (OSS and COS need it).
-    pub virtual_hosted_style: bool,
 }
 
 impl ArchiveConfig {
@@ -100,25 +83,12 @@ impl ArchiveConfig {
 
     /// Open the configured archive.
     pub fn open(&self, data_dir: &std::path::Path) -> Result<Archive, ArchiveError> {
-        let s3 = S3Settings {
-            endpoint: self.s3.endpoint.clone(),
-            region: self.s3.region.clone(),
-            access_key_id: self.s3.access_key_id.clone(),
-            secret_access_key: self.s3.secret_access_key.clone(),
-            allow_http: self.s3.allow_http,
-            virtual_hosted_style: self.s3.virtual_hosted_style,
-        };
-        fapiao_archive::store::open_with(&self.url(data_dir), &s3, self.fsync)
+        fapiao_archive::store::open_with(&self.url(data_dir), &self.s3, self.fsync)
     }
 
     /// The wait before retry number `attempt` (1-based).
     pub fn backoff_for(&self, attempt: u32) -> Duration {
-        let index = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
-        self.backoff
-            .get(index)
-            .or(self.backoff.last())
-            .copied()
-            .unwrap_or(Duration::from_secs(60))
+        crate::config::backoff_at(&self.backoff, attempt, Duration::from_secs(60))
     }
 }
 

@@ -74,12 +74,7 @@ impl Default for UploadConfig {
 impl UploadConfig {
     /// The wait before retry number `attempt` (1-based).
     pub fn backoff_for(&self, attempt: u32) -> Duration {
-        let index = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
-        self.backoff
-            .get(index)
-            .or(self.backoff.last())
-            .copied()
-            .unwrap_or(Duration::from_secs(10))
+        crate::config::backoff_at(&self.backoff, attempt, Duration::from_secs(10))
     }
 }
 
