@@ -272,12 +272,7 @@ async fn issue_and_wait(
     recorded: bool,
 ) -> fapiao_proto::v1::Invoice {
     use fapiao_proto::v1;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = v1::issuance_service_client::IssuanceServiceClient::new(channel);
+    let mut client = issuance_client(address).await;
     let invoice = v1::InvoiceInput {
         seller_tax_id: "91310000MA1FP00011".into(),
         request_id: request_id.into(),
@@ -318,6 +313,18 @@ async fn issue_and_wait(
     .await
 }
 
+/// A client of the running server's IssuanceService.
+async fn issuance_client(
+    address: &str,
+) -> fapiao_proto::v1::issuance_service_client::IssuanceServiceClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    fapiao_proto::v1::issuance_service_client::IssuanceServiceClient::new(channel)
+}
+
 /// `message` with the bearer `token`.
 fn authorised<T>(token: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -335,12 +342,7 @@ async fn invoice_when(
     done: impl Fn(&fapiao_proto::v1::Invoice) -> bool,
 ) -> fapiao_proto::v1::Invoice {
     use fapiao_proto::v1;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = v1::issuance_service_client::IssuanceServiceClient::new(channel);
+    let mut client = issuance_client(address).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let request = v1::GetInvoiceRequest {
