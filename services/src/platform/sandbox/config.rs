@@ -152,6 +152,9 @@ pub struct FaultConfig {
     pub busy_rate: FaultRate,
     /// Uploads acknowledged with a receipt, then forgotten: nothing recorded, receipt unknown.
     pub lost_upload_rate: FaultRate,
+    /// Invoices of an upload answered as recorded, then dropped: the upload result says recorded,
+    /// but queries and listings never show them. Per invoice. Only reconciliation finds these.
+    pub dropped_record_rate: FaultRate,
     /// Upload-result queries whose answer lists every invoice twice.
     pub duplicate_result_rate: FaultRate,
     /// The service codes (`fwbm`) faults apply to; empty means every service.
@@ -167,6 +170,7 @@ impl Default for FaultConfig {
             timeout_processed_rate: FaultRate::HALF,
             busy_rate: FaultRate::NEVER,
             lost_upload_rate: FaultRate::NEVER,
+            dropped_record_rate: FaultRate::NEVER,
             duplicate_result_rate: FaultRate::NEVER,
             services: Vec::new(),
         }

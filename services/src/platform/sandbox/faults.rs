@@ -21,6 +21,28 @@ pub(crate) struct Plan {
     pub lose_upload: bool,
     /// An upload result to answer with every invoice twice.
     pub duplicate_results: bool,
+    /// For an upload: which of its invoices to answer as recorded and then drop. `None` drops
+    /// none.
+    pub drop_records: Option<DropDice>,
+}
+
+/// Per-invoice dice for dropped records, seeded from the sandbox's random source so a seeded run
+/// drops the same invoices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DropDice {
+    pub rate: FaultRate,
+    pub seed: u64,
+}
+
+impl DropDice {
+    /// One verdict per invoice of the upload, in order.
+    pub fn roll(self, count: usize) -> Vec<bool> {
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let ppm = self.rate.parts_per_million();
+        (0..count)
+            .map(|_| rng.random_range(0..PER_MILLION) < ppm)
+            .collect()
+    }
 }
 
 /// The main fault of a call.
@@ -65,6 +87,7 @@ impl Faults {
             action: Action::Proceed,
             lose_upload: false,
             duplicate_results: false,
+            drop_records: None,
         };
         if !self.config.applies_to(service) {
             return plan;
@@ -79,6 +102,13 @@ impl Faults {
             };
         } else if service == messages::UPLOAD {
             plan.lose_upload = self.hit(self.config.lost_upload_rate);
+            let rate = self.config.dropped_record_rate;
+            if rate.parts_per_million() > 0 {
+                plan.drop_records = Some(DropDice {
+                    rate,
+                    seed: self.rng.random(),
+                });
+            }
         } else if service == messages::UPLOAD_RESULT {
             plan.duplicate_results = self.hit(self.config.duplicate_result_rate);
         }

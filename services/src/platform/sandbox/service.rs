@@ -164,6 +164,8 @@ fn download(shared: &Shared, body: &str, now: DateTime<Utc>) -> Result<Vec<u8>, 
 struct UploadCounts {
     recorded: u64,
     duplicates: u64,
+    /// Answered as recorded, then dropped (a fault).
+    dropped: u64,
     rejections: Vec<&'static str>,
 }
 
@@ -195,10 +197,17 @@ fn upload(
         }
     });
     if !plan.lose_upload {
-        let counts = record(shared, &seller, prepared, &receipt, now)?;
+        let dropped = plan
+            .drop_records
+            .map(|dice| dice.roll(prepared.len()))
+            .unwrap_or_default();
+        let counts = record(shared, &seller, prepared, &dropped, &receipt, now)?;
         shared.with_stats(|s| {
             s.invoices_recorded += counts.recorded;
             s.duplicate_uploads += counts.duplicates;
+            if counts.dropped > 0 {
+                Stats::bump(&mut s.faults, "dropped_record", counts.dropped);
+            }
             for code in counts.rejections {
                 Stats::bump(&mut s.rejections, code, 1);
             }
@@ -225,19 +234,25 @@ fn prepare(invoices: Vec<messages::UploadedInvoice<'static>>) -> Vec<Prepared> {
 }
 
 /// Judges and records each invoice in order (so a red invoice may follow its blue one in the same
-/// upload), then the upload's results under its receipt.
+/// upload), then the upload's results under its receipt. An invoice marked in `dropped` is
+/// answered as recorded but not kept (a fault).
 fn record(
     shared: &Shared,
     seller: &TaxpayerId,
     prepared: Vec<Prepared>,
+    dropped: &[bool],
     receipt: &str,
     now: DateTime<Utc>,
 ) -> Result<UploadCounts, Failure> {
     let mut counts = UploadCounts::default();
     let mut items = Vec::with_capacity(prepared.len());
     let mut ledger = shared.ledger();
-    for invoice in prepared {
+    for (index, invoice) in prepared.into_iter().enumerate() {
         let outcome = match ledger.state.judge(seller, &invoice) {
+            Judgement::Accept if dropped.get(index).copied().unwrap_or(false) => {
+                counts.dropped += 1;
+                UploadOutcome::Recorded
+            }
             Judgement::Accept => {
                 counts.recorded += 1;
                 let number = invoice.number;

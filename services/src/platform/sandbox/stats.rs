@@ -21,7 +21,7 @@ pub struct Stats {
     /// Uploads of an already recorded number with the same content (recorded again, idempotently).
     pub duplicate_uploads: u64,
     /// Faults injected, by kind: `latency`, `busy`, `timeout_processed`, `timeout_unprocessed`,
-    /// `lost_upload`, `duplicate_result`.
+    /// `lost_upload`, `dropped_record`, `duplicate_result`.
     pub faults: BTreeMap<String, u64>,
 }
 
