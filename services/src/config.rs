@@ -54,6 +54,10 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// Comparing the store with the platform (`fapiao reconcile`).
     pub reconcile: crate::reconciling::ReconcileConfig,
+    /// Evaluating the success-rate objective and sending alerts.
+    pub alerts: crate::alerting::AlertConfig,
+    /// The Prometheus `/metrics` endpoint.
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 impl Default for Config {
@@ -72,6 +76,8 @@ impl Default for Config {
             platform: ClientConfig::default(),
             sandbox: SandboxConfig::default(),
             reconcile: crate::reconciling::ReconcileConfig::default(),
+            alerts: crate::alerting::AlertConfig::default(),
+            metrics: crate::metrics::MetricsConfig::default(),
         }
     }
 }

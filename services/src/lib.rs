@@ -13,14 +13,19 @@
 //! - [`store`]: invoices, events, upload work, number ranges and quota in SQLite or PostgreSQL.
 //! - [`platform`]: the `TaxPlatform` trait, its protocol, its HTTP client and the sandbox platform.
 //! - [`clock`]: injected time.
+//! - [`reconciling`]: reconciliation passes against the store and the platform, on a schedule or on demand.
+//! - [`alerting`]: the success-rate objective, alert evaluation and the alert sinks.
+//! - [`metrics`]: the Prometheus `/metrics` endpoint.
 //! - [`server`]: starting everything from the configuration and serving gRPC, health and reflection.
 
+pub mod alerting;
 pub mod archiving;
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod grpc;
 pub mod issuance;
+pub mod metrics;
 pub mod platform;
 pub mod reconciling;
 pub mod sellers;

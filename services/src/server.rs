@@ -16,10 +16,13 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::grpc::audit::AuditApi;
 use crate::grpc::issuance::IssuanceApi;
+use crate::grpc::ops::OpsApi;
 use crate::issuance::{Issuance, Shared, supply, upload, writer};
+use crate::metrics::Metrics;
 use crate::platform::TaxPlatform;
 use crate::platform::client::HttpPlatform;
 use crate::platform::sandbox::{self, Sandbox};
+use crate::reconciling::schedule::{self, Reconciler};
 use crate::sellers::SellerDirectory;
 use anyhow::Context;
 use fapiao_archive::store::Archive;
@@ -28,6 +31,7 @@ use fapiao_invoice::limits::Limits;
 use fapiao_invoice::taxpayer::TaxpayerId;
 use fapiao_proto::v1::audit_service_server::AuditServiceServer;
 use fapiao_proto::v1::issuance_service_server::IssuanceServiceServer;
+use fapiao_proto::v1::ops_service_server::OpsServiceServer;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,6 +53,12 @@ pub struct App {
     pub sandbox_address: Option<SocketAddr>,
     /// Where layout files are archived.
     pub archive: Archive,
+    /// Asks the reconciliation worker for passes.
+    pub reconciler: Reconciler,
+    /// What `/metrics` exports.
+    pub metrics: Metrics,
+    /// Where `/metrics` is served, when it is.
+    pub metrics_address: Option<SocketAddr>,
     pub clock: SharedClock,
     background: Background,
 }
@@ -96,12 +106,17 @@ impl App {
         tracing::info!(location = archive.location(), "archive ready");
 
         let (platform, sandbox_address, sandbox_task) = connect_platform(config, &clock).await?;
+        let metrics = Metrics::new();
+        for seller in &config.sellers {
+            metrics.register_seller(&seller.tax_id);
+        }
         let (changes, changes_rx) = watch::channel(0u64);
         let shared = Shared {
             store: store.clone(),
             clock: clock.clone(),
             platform,
             changes,
+            metrics: metrics.clone(),
         };
         let seller_ids: Vec<TaxpayerId> = config
             .sellers
@@ -119,6 +134,19 @@ impl App {
         }
 
         let (stop, stop_rx) = watch::channel(false);
+        // Bound before anything runs, so a taken port stops the start with a clear error.
+        let metrics_listener = match config.metrics.address() {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("binding the metrics endpoint {address}"))?,
+            ),
+            None => None,
+        };
+        let metrics_address = metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let supply_handle = supply::SupplyHandle::default();
         let wake_uploads = Arc::new(Notify::new());
         let (queue, queue_rx) = mpsc::channel(config.issuance.queue.max(1));
@@ -144,6 +172,49 @@ impl App {
                 stop_rx.clone(),
             ),
         ];
+        let holder = format!(
+            "serve:{}:{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+            std::process::id()
+        );
+        let alerting = crate::alerting::Alerting::new(store.clone(), clock.clone(), &config.alerts)
+            .context("checking the [alerts] settings")?
+            .with_holder(holder.clone());
+        let passes = crate::reconciling::Passes {
+            store: store.clone(),
+            platform: shared.platform.clone(),
+            clock: clock.clone(),
+            config: config.reconcile.clone(),
+            sellers: config.sellers.iter().map(|s| s.tax_id.clone()).collect(),
+            holder,
+            metrics: Some(metrics.clone()),
+        };
+        let (reconciler, reconciling) = schedule::start(passes, stop_rx.clone())
+            .await
+            .context("starting reconciliation")?;
+        tasks.extend(reconciling);
+        if let Some(listener) = metrics_listener {
+            tracing::info!(address = ?metrics_address, "metrics endpoint listening on /metrics");
+            let mut stopped = stop_rx.clone();
+            let serving = crate::metrics::serve(listener, metrics.clone(), async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            });
+            tasks.push(tokio::spawn(async move {
+                if let Err(error) = serving.await {
+                    tracing::error!(error = format!("{error:#}"), "the metrics endpoint failed");
+                }
+            }));
+        }
+        tasks.push(tokio::spawn(export_success_ratios(
+            alerting.evaluations(),
+            metrics.clone(),
+        )));
+        tasks.push(alerting.spawn(stop_rx.clone()));
+        tasks.push(tokio::spawn(watch_archive_backlog(
+            store.clone(),
+            metrics.clone(),
+            stop_rx.clone(),
+        )));
         tasks.extend(archiving::spawn(
             store.clone(),
             archive.clone(),
@@ -162,6 +233,9 @@ impl App {
             issuance,
             sandbox_address,
             archive,
+            reconciler,
+            metrics,
+            metrics_address,
             clock,
             background: Background {
                 stop,
@@ -170,6 +244,45 @@ impl App {
                 sandbox: sandbox_task,
             },
         })
+    }
+}
+
+/// How often the archive backlog gauge is refreshed.
+const BACKLOG_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Keep `fapiao_archive_backlog` current until the service stops.
+async fn watch_archive_backlog(
+    store: crate::store::Store,
+    metrics: Metrics,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match store.archive_backlog().await {
+            Ok(backlog) => {
+                metrics.set_archive_backlog("pending", u64::try_from(backlog.pending).unwrap_or(0));
+                metrics.set_archive_backlog("parked", u64::try_from(backlog.parked).unwrap_or(0));
+            }
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "counting the archive backlog")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(BACKLOG_EVERY) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// Export each evaluation's success rates until the evaluator stops.
+async fn export_success_ratios(
+    mut evaluations: watch::Receiver<Option<Arc<crate::alerting::Evaluation>>>,
+    metrics: Metrics,
+) {
+    while evaluations.changed().await.is_ok() {
+        let latest = evaluations.borrow_and_update().clone();
+        if let Some(evaluation) = latest {
+            metrics.set_success_ratios(&evaluation.success_ratios());
+        }
     }
 }
 
@@ -222,6 +335,7 @@ pub async fn run(
         background,
         archive,
         clock,
+        reconciler,
         ..
     } = app;
     let store = issuance.store().clone();
@@ -231,7 +345,11 @@ pub async fn run(
         Ok(request)
     };
     let audit_service = AuditServiceServer::with_interceptor(
-        AuditApi::new(store.clone(), archive, clock),
+        AuditApi::new(store.clone(), archive, clock.clone()),
+        authenticate.clone(),
+    );
+    let ops_service = OpsServiceServer::with_interceptor(
+        OpsApi::new(store.clone(), reconciler, clock),
         authenticate.clone(),
     );
     let issuance_service = IssuanceServiceServer::with_interceptor(
@@ -244,6 +362,9 @@ pub async fn run(
         .await;
     health_reporter
         .set_serving::<AuditServiceServer<AuditApi>>()
+        .await;
+    health_reporter
+        .set_serving::<OpsServiceServer<OpsApi>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(fapiao_proto::FILE_DESCRIPTOR_SET)
@@ -269,6 +390,7 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .add_service(issuance_service)
         .add_service(audit_service)
+        .add_service(ops_service)
         // Without TCP_NODELAY small responses wait for the peer's delayed ACK (~40 ms each).
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),

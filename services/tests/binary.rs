@@ -52,6 +52,10 @@ fn serve_in(dir: &std::path::Path) -> (Running, String, String) {
     let child = Command::new(env!("CARGO_BIN_EXE_fapiao"))
         .current_dir(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        // Parallel tests' servers must not share a metrics port, and passes run only when a
+        // test runs them.
+        .env("FAPIAO__METRICS__LISTEN", "127.0.0.1:0")
+        .env("FAPIAO__RECONCILE__SCHEDULE", "false")
         .env("FAPIAO_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
@@ -593,14 +597,14 @@ async fn reconcile_reports_each_planted_drift_and_repairs_what_it_may() {
         (
             numbers[0].clone(),
             "missing_on_platform".to_owned(),
-            "closed".to_owned(),
+            "repaired".to_owned(),
             runs[0],
             runs[2],
         ),
         (
             numbers[1].clone(),
             "status_mismatch".to_owned(),
-            "closed".to_owned(),
+            "repaired".to_owned(),
             runs[0],
             runs[2],
         ),

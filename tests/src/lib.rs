@@ -13,6 +13,7 @@ pub mod sample;
 
 use fapiao_proto::v1::audit_service_client::AuditServiceClient;
 use fapiao_proto::v1::issuance_service_client::IssuanceServiceClient;
+use fapiao_proto::v1::ops_service_client::OpsServiceClient;
 use fapiao_services::auth::{Role, TokenConfig};
 use fapiao_services::config::Config;
 use fapiao_services::server::{self, App};
@@ -28,6 +29,8 @@ use tonic::transport::Channel;
 pub const ISSUER_TOKEN: &str = "test-issuer-token-0001";
 /// Token of the harness auditor (auditor role only, every seller).
 pub const AUDITOR_TOKEN: &str = "test-auditor-token-0001";
+/// Token of the harness operator (operator role only, every seller).
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0001";
 
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Debug, Clone)]
@@ -49,6 +52,8 @@ impl tonic::service::Interceptor for Bearer {
 pub type IssuanceClient = IssuanceServiceClient<InterceptedService<Channel, Bearer>>;
 /// An audit client with a bearer token.
 pub type AuditClient = AuditServiceClient<InterceptedService<Channel, Bearer>>;
+/// An operations client with a bearer token.
+pub type OpsClient = OpsServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// A token configuration: its name, secret value, roles and seller tax ids (`"*"` for all).
 pub fn token(name: &str, value: &str, roles: Vec<Role>, sellers: &[&str]) -> TokenConfig {
@@ -92,6 +97,16 @@ impl TestApp {
     /// An audit client authenticated with `token`.
     pub fn audit_as(&self, token: &str) -> AuditClient {
         AuditServiceClient::with_interceptor(self.channel.clone(), Bearer(token.to_owned()))
+    }
+
+    /// An operations client authenticated as the harness operator.
+    pub fn ops(&self) -> OpsClient {
+        self.ops_as(OPERATOR_TOKEN)
+    }
+
+    /// An operations client authenticated with `token`.
+    pub fn ops_as(&self, token: &str) -> OpsClient {
+        OpsServiceClient::with_interceptor(self.channel.clone(), Bearer(token.to_owned()))
     }
 
     /// The server's data folder (the default archive is its `archive` subfolder).
@@ -211,7 +226,15 @@ pub async fn spawn_app_on(
         config.tokens = vec![
             token("harness", ISSUER_TOKEN, vec![Role::Issuer], &["*"]),
             token("auditor", AUDITOR_TOKEN, vec![Role::Auditor], &["*"]),
+            token("operator", OPERATOR_TOKEN, vec![Role::Operator], &["*"]),
         ];
+    }
+    // Servers of parallel tests must not share a metrics port.
+    config.metrics.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    // The default schedule fires on the wall clock's five-minute marks, which would make a test's
+    // runs depend on when it ran; a test that wants scheduled passes sets its own expressions.
+    if config.reconcile.recent == fapiao_services::reconciling::ReconcileConfig::default().recent {
+        config.reconcile.schedule = false;
     }
     if std::env::var_os("TEST_LOG").is_some() {
         // Several tests in one process: only the first installation succeeds, which is fine.

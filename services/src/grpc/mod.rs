@@ -6,9 +6,11 @@
 //! - [`issuance`]: the `IssuanceService` implementation.
 //! - [`paging`]: page sizes, page tokens and the filters listings share.
 //! - [`audit`]: the `AuditService` implementation (auditors; every call recorded).
+//! - [`ops`]: the `OpsService` implementation (operators: reconciliation runs, drifts, passes).
 
 pub mod audit;
 pub mod convert;
 pub mod issuance;
+pub mod ops;
 pub mod paging;
 pub mod status;

@@ -64,16 +64,31 @@ pub fn internal(context: &str, error: &anyhow::Error) -> Status {
 
 /// A request field that is malformed (not an invoice validation problem).
 pub fn bad_field(field: &str, code: &str, message: &str) -> Status {
-    let violation = FieldViolation {
-        field: field.to_owned(),
-        description: format!("{code}: {message}"),
-        reason: code.to_owned(),
-        localized_message: None,
+    bad_fields(&[(field.to_owned(), code, message)])
+}
+
+/// Several malformed request fields, all reported at once: `(field path, code, message)`.
+pub fn bad_fields(problems: &[(String, &str, &str)]) -> Status {
+    let violations: Vec<FieldViolation> = problems
+        .iter()
+        .map(|(field, code, message)| FieldViolation {
+            field: field.clone(),
+            description: format!("{code}: {message}"),
+            reason: (*code).to_owned(),
+            localized_message: None,
+        })
+        .collect();
+    let summary = match problems {
+        [(field, code, _)] => format!("INVALID_ARGUMENT: {field}: {code}"),
+        _ => format!(
+            "INVALID_ARGUMENT: {} problems in the request",
+            problems.len()
+        ),
     };
     Status::with_error_details(
         Code::InvalidArgument,
-        format!("INVALID_ARGUMENT: {field}: {code}"),
-        ErrorDetails::with_bad_request(vec![violation]),
+        summary,
+        ErrorDetails::with_bad_request(violations),
     )
 }
 

@@ -121,7 +121,12 @@ impl Issuance {
             let (reply, answer) = oneshot::channel();
             let needed = item.quota_fen;
             let request_id = item.request_id.clone();
-            let sent = self.queue.send(writer::Job { item, reply }).await.is_ok();
+            let job = writer::Job {
+                item,
+                reply,
+                accepted: std::time::Instant::now(),
+            };
+            let sent = self.queue.send(job).await.is_ok();
             pending.push((seller, sent, answer, needed, request_id));
         }
         let mut results = Vec::with_capacity(pending.len());
@@ -270,6 +275,8 @@ pub struct Shared {
     pub platform: Arc<dyn crate::platform::TaxPlatform>,
     /// Bumped whenever invoice events are written.
     pub changes: watch::Sender<u64>,
+    /// What the workflow counts for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Shared {

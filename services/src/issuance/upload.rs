@@ -218,6 +218,26 @@ pub fn after_poll(
         .collect()
 }
 
+/// Hand the written outcomes to the metrics.
+fn count(metrics: &crate::metrics::Metrics, updates: &[UploadUpdate]) {
+    use crate::metrics::UploadAttempt;
+    for update in updates {
+        let seller = update.item.seller_tax_id.as_str();
+        if let Some(outcome) = update
+            .attempt
+            .as_ref()
+            .and_then(|a| UploadAttempt::from_code(a.outcome))
+        {
+            metrics.upload_attempt(seller, outcome);
+        }
+        match update.state {
+            Some(InvoiceState::Recorded) => metrics.recorded(seller),
+            Some(InvoiceState::Rejected) => metrics.rejected(seller),
+            _ => {}
+        }
+    }
+}
+
 /// What to write after querying one invoice whose outcome was unknown.
 pub fn after_query(
     item: &DueUpload,
@@ -337,7 +357,9 @@ async fn run_group(shared: &Shared, config: &UploadConfig, group: Group) -> Vec<
                     })
                 })
                 .collect();
+            let started = std::time::Instant::now();
             let result = shared.platform.upload(&seller, &invoices).await;
+            shared.metrics.observe_upload(started.elapsed());
             after_send(&items, &result, shared.clock.now(), config)
         }
         Group::Poll(seller, receipt, items) => {
@@ -437,8 +459,12 @@ pub fn spawn(
                             error = format!("{error:#}"),
                             "writing upload progress failed; the claim will expire and be retried"
                         );
-                    } else if changed {
-                        shared.bump();
+                    } else {
+                        // Counted only once written, so the counts match the stored rows.
+                        count(&shared.metrics, &updates);
+                        if changed {
+                            shared.bump();
+                        }
                     }
                     drop(permit);
                 });

@@ -17,6 +17,8 @@ use tokio::task::JoinHandle;
 pub struct Job {
     pub item: IssueItem,
     pub reply: oneshot::Sender<Result<IssueOutcome, ()>>,
+    /// When the service accepted the request, for the issue latency histogram.
+    pub accepted: std::time::Instant,
 }
 
 /// Start the writer. It stops when every sender of the queue is dropped, after issuing what was
@@ -32,11 +34,13 @@ pub fn spawn(
         // The invoices move into the batch; only the reply channels stay behind.
         let mut items: Vec<IssueItem> = Vec::with_capacity(max_batch);
         let mut replies = Vec::with_capacity(max_batch);
+        let mut accepted = Vec::with_capacity(max_batch);
         while let Some(first) = queue.recv().await {
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 items.push(job.item);
                 replies.push(job.reply);
+                accepted.push(job.accepted);
                 if items.len() < max_batch {
                     next = queue.try_recv().ok();
                 }
@@ -47,6 +51,12 @@ pub fn spawn(
                     let issued = outcomes
                         .iter()
                         .any(|o| matches!(o, IssueOutcome::Issued(_)));
+                    for ((item, outcome), since) in items.iter().zip(&outcomes).zip(&accepted) {
+                        if matches!(outcome, IssueOutcome::Issued(_)) {
+                            shared.metrics.issued(&item.seller_tax_id, 1);
+                            shared.metrics.observe_issue(since.elapsed());
+                        }
+                    }
                     for (reply, outcome) in replies.drain(..).zip(outcomes) {
                         let _ = reply.send(Ok(outcome));
                     }
@@ -68,6 +78,7 @@ pub fn spawn(
                 }
             }
             items.clear();
+            accepted.clear();
         }
         tracing::debug!("issuing writer stopped");
     })

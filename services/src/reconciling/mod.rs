@@ -1,5 +1,7 @@
 //! The service's side of reconciliation: the store and the tax platform behind the reconciler's
-//! `Ledger` and `Listing` traits, and a pass run from the command line.
+//! `Ledger` and `Listing` traits, repairs written to the store, and passes run from the command
+//! line ([`runner::once`]), on a schedule inside `fapiao serve` or on an operator's request
+//! ([`schedule`]).
 //!
 //! Content is compared like with like: the platform lists the SM3 of the canonical JSON of the
 //! content it *received*, so the local side hashes the stored content the same way
@@ -18,14 +20,15 @@ use fapiao_invoice::taxpayer::TaxpayerId;
 use fapiao_reconciler::diff::{
     Drift, LocalInvoice, LocalState, PlatformInvoice, PlatformState, Settings,
 };
-use fapiao_reconciler::pass::{
-    Ledger, Listing, RepairOutcome, Repairs, Report, SourceError, Window, day_start,
-};
+use fapiao_reconciler::pass::{Ledger, Listing, RepairOutcome, Repairs, SourceError, Window};
 
 use crate::platform::{RemoteState, RemoteSummary, TaxPlatform};
-use crate::store::{
-    DriftWrite, InvoiceState, RepairWrite, RunTotals, Store, StoredInvoice, UploadPhase,
-};
+use crate::store::{InvoiceState, RepairWrite, Store, StoredInvoice, UploadPhase};
+
+pub mod runner;
+pub mod schedule;
+
+pub use runner::{Passes, once};
 
 /// How drift is judged.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -43,6 +46,20 @@ pub struct ReconcileConfig {
     /// the longest pass.
     #[serde(with = "humantime_serde")]
     pub lease: std::time::Duration,
+    /// Run scheduled passes inside `fapiao serve` (`recent` and `daily` below). Passes an
+    /// operator asks for with `TriggerReconciliation` run either way.
+    pub schedule: bool,
+    /// When the pass over the recent window starts: a cron expression with seconds
+    /// (`sec min hour day-of-month month day-of-week`), read in China time.
+    pub recent: String,
+    /// How far back from now the recent pass looks.
+    #[serde(with = "humantime_serde")]
+    pub recent_window: std::time::Duration,
+    /// When the full pass over the previous China day starts (cron with seconds, China time).
+    pub daily: String,
+    /// How often a pass waiting for the lease another replica holds asks again.
+    #[serde(with = "humantime_serde")]
+    pub lease_retry: std::time::Duration,
 }
 
 impl Default for ReconcileConfig {
@@ -53,6 +70,11 @@ impl Default for ReconcileConfig {
             stuck_after: rules.stuck_after.to_std().unwrap_or_default(),
             max_reuploads: rules.max_reuploads,
             lease: std::time::Duration::from_secs(600),
+            schedule: true,
+            recent: "0 */5 * * * *".to_owned(),
+            recent_window: std::time::Duration::from_secs(2 * 3600),
+            daily: "0 0 2 * * *".to_owned(),
+            lease_retry: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -211,7 +233,7 @@ impl Listing for PlatformListing {
     }
 }
 
-fn stored_state(state: LocalState) -> InvoiceState {
+pub(crate) fn stored_state(state: LocalState) -> InvoiceState {
     match state {
         LocalState::Issued => InvoiceState::Issued,
         LocalState::Uploading => InvoiceState::Uploading,
@@ -335,167 +357,4 @@ pub fn urgency(drift: &Drift) -> &'static str {
         } => "warning",
         _ => "none",
     }
-}
-
-/// Record a finished pass with its drifts.
-pub async fn record(
-    store: &Store,
-    run: i64,
-    report: &Report,
-    sellers: &[String],
-    now: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<()> {
-    let found: Vec<DriftWrite> = report
-        .drifts
-        .iter()
-        .map(|handled| DriftWrite {
-            invoice_number: handled.drift.number.to_string(),
-            seller_tax_id: handled.drift.seller.clone(),
-            issued_at: handled.drift.issued_at,
-            class: handled.drift.class.as_str().to_owned(),
-            urgency: urgency(&handled.drift).to_owned(),
-            detail: handled.drift.detail.clone(),
-            repair: serde_json::to_string(&handled.drift.repair).unwrap_or_default(),
-            outcome: serde_json::to_string(&handled.outcome).unwrap_or_default(),
-        })
-        .collect();
-    let totals = RunTotals {
-        complete: report.complete(),
-        local: report.local,
-        remote: report.remote,
-        in_agreement: report.in_agreement,
-        gaps_json: serde_json::to_string(&report.gaps).unwrap_or_default(),
-    };
-    store
-        .finish_run(
-            run,
-            &totals,
-            &found,
-            (report.window.from, report.window.to),
-            sellers,
-            now,
-        )
-        .await
-}
-
-/// What `fapiao reconcile` prints: the pass's report with its totals.
-#[derive(Debug, serde::Serialize)]
-pub struct PrintedReport<'a> {
-    pub run_id: i64,
-    pub dry_run: bool,
-    pub finished_at: chrono::DateTime<chrono::Utc>,
-    pub complete: bool,
-    pub drifts_by_class: std::collections::BTreeMap<&'static str, u64>,
-    #[serde(flatten)]
-    pub report: &'a Report,
-}
-
-/// Run one pass over `[from, to]` (China-time days, inclusive) against the configured store and
-/// platform, repairing what the plan allows unless `dry_run`, and write the JSON report to `out`.
-/// Re-uploads are queued for the upload worker of a running (or the next) `fapiao serve`. With the
-/// embedded sandbox, the platform's state is read from its journal: run it while `fapiao serve` is
-/// stopped.
-pub async fn once(
-    config: &crate::config::Config,
-    from: NaiveDate,
-    to: NaiveDate,
-    dry_run: bool,
-    progress: bool,
-    out: &mut (dyn std::io::Write + Send),
-) -> anyhow::Result<Report> {
-    use anyhow::Context as _;
-    if to < from {
-        anyhow::bail!("--to is before --from");
-    }
-    let store = config.open_store(4).await?;
-    let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
-    let window = Window {
-        from: day_start(from),
-        to: day_start(to.succ_opt().context("--to is too late")?),
-    };
-    let sellers: Vec<String> = config.sellers.iter().map(|s| s.tax_id.clone()).collect();
-    let ledger = StoreLedger {
-        store: store.clone(),
-        sellers: sellers.clone(),
-    };
-    let holder = format!(
-        "cli:{}:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-        std::process::id()
-    );
-    let started = crate::clock::Clock::now(clock.as_ref());
-    let until = started
-        + chrono::TimeDelta::from_std(config.reconcile.lease).unwrap_or(chrono::TimeDelta::MAX);
-    if let Err((holder, until)) = store.take_lease(LEASE, &holder, started, until).await? {
-        store.close().await;
-        return Err(LeaseHeld { holder, until }.into());
-    }
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let (platform, _, sandbox) = match crate::server::connect_platform(config, &clock).await {
-        Ok(connected) => connected,
-        Err(error) => {
-            store.release_lease(LEASE, &holder).await?;
-            return Err(error);
-        }
-    };
-    let run = store
-        .start_run(
-            "manual",
-            &holder,
-            dry_run,
-            (window.from, window.to),
-            started,
-        )
-        .await?;
-    let bar = if progress {
-        indicatif::ProgressBar::new(0)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let now = crate::clock::Clock::now(clock.as_ref());
-    let listing = PlatformListing { platform };
-    let settings = config.reconcile.settings();
-    let show = |p: fapiao_reconciler::pass::Progress| {
-        bar.set_length(p.total);
-        bar.set_position(p.done);
-        bar.set_message(format!("{} invoices compared", p.compared));
-    };
-    let report = if dry_run {
-        let repairs = DryRun;
-        fapiao_reconciler::pass::reconcile(
-            window, &ledger, &listing, &repairs, &settings, now, &show,
-        )
-        .await
-    } else {
-        let repairs = StoreRepairs {
-            store: store.clone(),
-            clock: clock.clone(),
-        };
-        fapiao_reconciler::pass::reconcile(
-            window, &ledger, &listing, &repairs, &settings, now, &show,
-        )
-        .await
-    };
-    bar.finish_and_clear();
-    let finished = crate::clock::Clock::now(clock.as_ref());
-    let recorded = record(&store, run, &report, &sellers, finished).await;
-    store.release_lease(LEASE, &holder).await?;
-    recorded?;
-    if let Some((stop, task)) = sandbox {
-        let _ = stop.send(());
-        let _ = task.await;
-    }
-    store.close().await;
-    let printed = PrintedReport {
-        run_id: run,
-        dry_run,
-        finished_at: finished,
-        complete: report.complete(),
-        drifts_by_class: report.by_class(),
-        report: &report,
-    };
-    serde_json::to_writer_pretty(&mut *out, &printed).context("writing the report")?;
-    writeln!(out).context("writing the report")?;
-    Ok(report)
 }

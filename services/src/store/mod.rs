@@ -17,6 +17,7 @@
 
 mod archive;
 mod issue;
+mod outcomes;
 mod read;
 mod reconcile;
 mod supply;
@@ -27,8 +28,12 @@ pub use archive::{
     DueArchive, FileRecord,
 };
 pub use issue::{IssueItem, IssueOutcome};
+pub use outcomes::OutcomeCount;
 pub use read::{InvoiceFilter, StoredEvent};
-pub use reconcile::{DriftWrite, RepairWrite, RunTotals, StoredDrift, StoredRun};
+pub use reconcile::{
+    DriftFilter, DriftWrite, RepairWrite, ResolveRefused, RunFilter, RunRequest, RunTotals,
+    StoredDrift, StoredRun,
+};
 pub use supply::{PendingDownload, SupplyStatus};
 pub use upload::{AttemptNote, DueUpload, UploadPhase, UploadUpdate};
 

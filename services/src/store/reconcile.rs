@@ -151,17 +151,60 @@ impl Store {
     }
 }
 
+/// A pass someone asked for, to be run when the lease allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRequest {
+    /// `manual`, `recent` or `daily`.
+    pub kind: String,
+    pub window: (DateTime<Utc>, DateTime<Utc>),
+    /// `None` means every configured seller.
+    pub sellers: Option<Vec<String>>,
+    pub triggered_by: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Which runs a listing returns, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub status: Option<String>,
+    /// Started at or after / before.
+    pub started_from: Option<DateTime<Utc>>,
+    pub started_to: Option<DateTime<Utc>>,
+}
+
+/// Which drifts a listing returns, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DriftFilter {
+    pub status: String,
+    /// Empty means every class.
+    pub classes: Vec<String>,
+    pub seller: Option<String>,
+    /// Found (first or again) by this run.
+    pub run: Option<i64>,
+}
+
+/// Why a drift could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveRefused {
+    /// No drift has the id.
+    NotFound,
+    /// It is already repaired or resolved; the stored drift is returned.
+    AlreadyClosed(Box<StoredDrift>),
+}
+
 /// A reconciliation pass as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRun {
     pub id: i64,
+    /// `recent` or `daily` (scheduled), or `manual`.
     pub kind: String,
     pub holder: String,
     pub dry_run: bool,
     pub window_from: DateTime<Utc>,
     pub window_to: DateTime<Utc>,
+    /// When the pass started; while `queued`, when it was requested.
     pub started_at: DateTime<Utc>,
-    /// `None` while the pass runs (or if it died).
+    /// `None` while the pass is queued or runs.
     pub finished_at: Option<DateTime<Utc>>,
     pub complete: Option<bool>,
     pub local: i64,
@@ -170,6 +213,19 @@ pub struct StoredRun {
     pub drifts: i64,
     /// JSON list of the seller-days not compared.
     pub gaps: String,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// Who started a manual run, and why.
+    pub triggered_by: Option<String>,
+    pub reason: Option<String>,
+    /// Why a failed run failed.
+    pub error: Option<String>,
+    /// The sellers compared; `None` means every configured seller.
+    pub sellers: Option<Vec<String>>,
+    pub repairs_attempted: i64,
+    pub repairs_succeeded: i64,
+    /// JSON object of the drifts found per class.
+    pub drifts_by_class: Option<String>,
 }
 
 /// A drift as stored.
@@ -190,11 +246,19 @@ pub struct StoredDrift {
     pub last_run_id: i64,
     pub first_seen_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
-    /// `open`, `closed` (a later pass no longer found it) or `resolved` (by hand).
+    /// `open`, `repaired` (a later complete pass no longer found it) or `resolved` (by hand).
     pub status: String,
     pub closed_at: Option<DateTime<Utc>>,
+    /// The operator who resolved it, or `system:reconciler` when it was repaired.
     pub resolved_by: Option<String>,
     pub resolution: Option<String>,
+    /// Automatic repairs tried so far, and when the last one was.
+    pub repair_attempts: i64,
+    pub last_repair_at: Option<DateTime<Utc>>,
+    /// The local state when found; `None` for an invoice only the platform has.
+    pub local_state: Option<InvoiceState>,
+    /// The platform's state; `None` when it has no record.
+    pub platform_state: Option<String>,
 }
 
 /// One drift found by a pass, as the store writes it.
@@ -208,12 +272,25 @@ pub struct DriftWrite {
     pub detail: String,
     pub repair: String,
     pub outcome: String,
+    /// A repair was tried for it in this pass.
+    pub repair_attempted: bool,
+    /// The local state when found (`None`: only the platform has it).
+    pub local_state: Option<InvoiceState>,
+    /// The platform's state (`None`: it has no record).
+    pub platform_state: Option<String>,
 }
 
 /// The totals a finished pass writes on its run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunTotals {
+    /// Every seller-day was compared. A pass that was not is recorded as failed.
     pub complete: bool,
+    /// Why the pass failed, when it did (gaps, or an error recording it).
+    pub error: Option<String>,
+    pub repairs_attempted: u64,
+    pub repairs_succeeded: u64,
+    /// JSON object of the drifts found per class.
+    pub drifts_by_class: String,
     pub local: u64,
     pub remote: u64,
     pub in_agreement: u64,
@@ -226,7 +303,7 @@ fn count(value: u64) -> i64 {
 
 const DRIFT_COLUMNS: &str = "id, invoice_number, seller_tax_id, issued_at, class, urgency, detail, \
      repair, outcome, first_run_id, last_run_id, first_seen_at, last_seen_at, status, closed_at, \
-     resolved_by, resolution";
+     resolved_by, resolution, repair_attempts, last_repair_at, local_state, platform_state";
 
 fn decode_drift(row: &sqlx::any::AnyRow) -> anyhow::Result<StoredDrift> {
     let closed: Option<i64> = row.try_get("closed_at")?;
@@ -248,11 +325,22 @@ fn decode_drift(row: &sqlx::any::AnyRow) -> anyhow::Result<StoredDrift> {
         closed_at: closed.map(super::from_micros),
         resolved_by: row.try_get("resolved_by")?,
         resolution: row.try_get("resolution")?,
+        repair_attempts: row.try_get("repair_attempts")?,
+        last_repair_at: row
+            .try_get::<Option<i64>, _>("last_repair_at")?
+            .map(super::from_micros),
+        local_state: row
+            .try_get::<Option<String>, _>("local_state")?
+            .map(|state| state.parse())
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("a drift's local state: {e}"))?,
+        platform_state: row.try_get("platform_state")?,
     })
 }
 
 const RUN_COLUMNS: &str = "id, kind, holder, dry_run, window_from, window_to, started_at, \
-     finished_at, complete, local_count, remote_count, in_agreement, drift_count, gaps";
+     finished_at, complete, local_count, remote_count, in_agreement, drift_count, gaps, status, \
+     triggered_by, reason, error, sellers, repairs_attempted, repairs_succeeded, drifts_by_class";
 
 fn decode_run(row: &sqlx::any::AnyRow) -> anyhow::Result<StoredRun> {
     let finished: Option<i64> = row.try_get("finished_at")?;
@@ -277,6 +365,18 @@ fn decode_run(row: &sqlx::any::AnyRow) -> anyhow::Result<StoredRun> {
         gaps: row
             .try_get::<Option<String>, _>("gaps")?
             .unwrap_or_default(),
+        status: row.try_get("status")?,
+        triggered_by: row.try_get("triggered_by")?,
+        reason: row.try_get("reason")?,
+        error: row.try_get("error")?,
+        sellers: row
+            .try_get::<Option<String>, _>("sellers")?
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .context("reading a run's sellers")?,
+        repairs_attempted: row.try_get("repairs_attempted")?,
+        repairs_succeeded: row.try_get("repairs_succeeded")?,
+        drifts_by_class: row.try_get("drifts_by_class")?,
     })
 }
 
@@ -327,7 +427,7 @@ impl Store {
         Ok(())
     }
 
-    /// Record that a pass started; returns its id.
+    /// Record that a pass started (status `running`); returns its id.
     pub async fn start_run(
         &self,
         kind: &str,
@@ -338,7 +438,7 @@ impl Store {
     ) -> anyhow::Result<i64> {
         let row = sqlx::query(
             "INSERT INTO reconcile_runs (kind, holder, dry_run, window_from, window_to, \
-             started_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+             started_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'running') RETURNING id",
         )
         .bind(kind.to_owned())
         .bind(holder.to_owned())
@@ -350,6 +450,124 @@ impl Store {
         .await
         .context("recording a reconciliation run")?;
         Ok(row.try_get("id")?)
+    }
+
+    /// Record a pass asked for by `triggered_by` (status `queued`, until a replica holding the
+    /// lease starts it with [`Store::begin_run`]); returns its id.
+    pub async fn queue_run(
+        &self,
+        request: &RunRequest,
+        requested_at: DateTime<Utc>,
+    ) -> anyhow::Result<i64> {
+        let sellers = request
+            .sellers
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .context("writing a run's sellers")?;
+        let row = sqlx::query(
+            "INSERT INTO reconcile_runs (kind, holder, dry_run, window_from, window_to, \
+             started_at, status, triggered_by, reason, sellers) \
+             VALUES ($1, '', 0, $2, $3, $4, 'queued', $5, $6, $7) RETURNING id",
+        )
+        .bind(request.kind.clone())
+        .bind(micros(request.window.0))
+        .bind(micros(request.window.1))
+        .bind(micros(requested_at))
+        .bind(request.triggered_by.clone())
+        .bind(request.reason.clone())
+        .bind(sellers)
+        .fetch_one(&self.write)
+        .await
+        .context("queueing a reconciliation run")?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Mark a queued run as started by `holder`; `false` if it was not queued any more.
+    pub async fn begin_run(
+        &self,
+        run: i64,
+        holder: &str,
+        started_at: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let updated = sqlx::query(
+            "UPDATE reconcile_runs SET status = 'running', holder = $1, started_at = $2 \
+             WHERE id = $3 AND status = 'queued'",
+        )
+        .bind(holder.to_owned())
+        .bind(micros(started_at))
+        .bind(run)
+        .execute(&self.write)
+        .await
+        .context("starting a queued run")?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// Record that a run stopped without a report: it failed with `error`.
+    pub async fn fail_run(&self, run: i64, error: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE reconcile_runs SET status = 'failed', error = $1, finished_at = $2 \
+             WHERE id = $3 AND status IN ('queued', 'running')",
+        )
+        .bind(error.to_owned())
+        .bind(micros(now))
+        .bind(run)
+        .execute(&self.write)
+        .await
+        .context("recording a failed run")?;
+        Ok(())
+    }
+
+    /// Runs left `running` by `holder` (a process that stopped mid-pass) are failed; runs left
+    /// `running` by anyone before `stale_before` too. Returns how many.
+    pub async fn fail_abandoned_runs(
+        &self,
+        holder: &str,
+        stale_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<u64> {
+        let updated = sqlx::query(
+            "UPDATE reconcile_runs SET status = 'failed', finished_at = $1, \
+             error = 'interrupted before it finished' \
+             WHERE status = 'running' AND (holder = $2 OR started_at < $3)",
+        )
+        .bind(micros(now))
+        .bind(holder.to_owned())
+        .bind(micros(stale_before))
+        .execute(&self.write)
+        .await
+        .context("failing abandoned runs")?;
+        Ok(updated.rows_affected())
+    }
+
+    /// Whether a pass of `kind` finished successfully at or after `since`: a scheduled pass
+    /// asked for while another replica ran the same one need not run again.
+    pub async fn pass_succeeded_since(
+        &self,
+        kind: &str,
+        since: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM reconcile_runs WHERE kind = $1 AND status = 'succeeded' \
+             AND dry_run = 0 AND finished_at >= $2",
+        )
+        .bind(kind.to_owned())
+        .bind(micros(since))
+        .fetch_one(&self.read)
+        .await
+        .context("looking for a finished pass")?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// Runs still queued, oldest first: asked for and not started (e.g. before a restart).
+    pub async fn queued_runs(&self) -> anyhow::Result<Vec<StoredRun>> {
+        let sql =
+            format!("SELECT {RUN_COLUMNS} FROM reconcile_runs WHERE status = 'queued' ORDER BY id");
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.read)
+            .await
+            .context("reading queued runs")?;
+        rows.iter().map(decode_run).collect()
     }
 
     /// Record a finished pass: its totals, every drift it found (a drift already open for the
@@ -369,9 +587,16 @@ impl Store {
             .begin()
             .await
             .context("starting to record a run")?;
+        let status = if totals.complete && totals.error.is_none() {
+            "succeeded"
+        } else {
+            "failed"
+        };
         sqlx::query(
             "UPDATE reconcile_runs SET finished_at = $1, complete = $2, local_count = $3, \
-             remote_count = $4, in_agreement = $5, drift_count = $6, gaps = $7 WHERE id = $8",
+             remote_count = $4, in_agreement = $5, drift_count = $6, gaps = $7, status = $8, \
+             error = $9, repairs_attempted = $10, repairs_succeeded = $11, \
+             drifts_by_class = $12 WHERE id = $13",
         )
         .bind(micros(now))
         .bind(i64::from(totals.complete))
@@ -380,6 +605,11 @@ impl Store {
         .bind(count(totals.in_agreement))
         .bind(i64::try_from(found.len()).unwrap_or(i64::MAX))
         .bind(totals.gaps_json.clone())
+        .bind(status.to_owned())
+        .bind(totals.error.clone())
+        .bind(count(totals.repairs_attempted))
+        .bind(count(totals.repairs_succeeded))
+        .bind(totals.drifts_by_class.clone())
         .bind(run)
         .execute(&mut *tx)
         .await
@@ -388,11 +618,16 @@ impl Store {
             sqlx::query(
                 "INSERT INTO drifts (invoice_number, seller_tax_id, issued_at, class, urgency, \
                  detail, repair, outcome, first_run_id, last_run_id, first_seen_at, last_seen_at, \
-                 status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $10, 'open') \
+                 status, repair_attempts, last_repair_at, local_state, platform_state) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $10, 'open', $11, $12, \
+                 $13, $14) \
                  ON CONFLICT (invoice_number, class) WHERE status = 'open' DO UPDATE SET \
                  urgency = excluded.urgency, detail = excluded.detail, repair = excluded.repair, \
                  outcome = excluded.outcome, last_run_id = excluded.last_run_id, \
-                 last_seen_at = excluded.last_seen_at",
+                 last_seen_at = excluded.last_seen_at, \
+                 repair_attempts = drifts.repair_attempts + excluded.repair_attempts, \
+                 last_repair_at = COALESCE(excluded.last_repair_at, drifts.last_repair_at), \
+                 local_state = excluded.local_state, platform_state = excluded.platform_state",
             )
             .bind(drift.invoice_number.clone())
             .bind(drift.seller_tax_id.clone())
@@ -404,13 +639,20 @@ impl Store {
             .bind(drift.outcome.clone())
             .bind(run)
             .bind(micros(now))
+            .bind(i64::from(drift.repair_attempted))
+            .bind(drift.repair_attempted.then(|| micros(now)))
+            .bind(drift.local_state.map(|s| s.as_str().to_owned()))
+            .bind(drift.platform_state.clone())
             .execute(&mut *tx)
             .await
             .context("recording a drift")?;
         }
         if totals.complete && !sellers.is_empty() {
             let sql = format!(
-                "UPDATE drifts SET status = 'closed', closed_at = $1 WHERE status = 'open' \
+                "UPDATE drifts SET status = 'repaired', closed_at = $1, \
+                 resolved_by = 'system:reconciler', \
+                 resolution = 'a later complete pass found the invoice in agreement' \
+                 WHERE status = 'open' \
                  AND last_run_id <> $2 AND issued_at >= $3 AND issued_at < $4 \
                  AND seller_tax_id IN ({})",
                 super::placeholders(5, sellers.len())
@@ -458,5 +700,170 @@ impl Store {
             .await
             .context("reading drifts")?;
         rows.iter().map(decode_drift).collect()
+    }
+}
+
+impl Store {
+    /// One run.
+    pub async fn get_run(&self, run: i64) -> anyhow::Result<Option<StoredRun>> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM reconcile_runs WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(run)
+            .fetch_optional(&self.read)
+            .await
+            .context("reading a run")?;
+        row.as_ref().map(decode_run).transpose()
+    }
+
+    /// Runs matching `filter` with an id below `before` (the page cursor), newest first.
+    pub async fn list_runs(
+        &self,
+        filter: &RunFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<StoredRun>> {
+        let mut sql = format!("SELECT {RUN_COLUMNS} FROM reconcile_runs WHERE id < $1");
+        let mut args = AnyArguments::default();
+        let err = |e| anyhow::anyhow!("binding a run filter: {e}");
+        sqlx::Arguments::add(&mut args, before.unwrap_or(i64::MAX)).map_err(err)?;
+        let mut next = 2;
+        if let Some(status) = &filter.status {
+            sql.push_str(&format!(" AND status = ${next}"));
+            sqlx::Arguments::add(&mut args, status.clone()).map_err(err)?;
+            next += 1;
+        }
+        if let Some(from) = filter.started_from {
+            sql.push_str(&format!(" AND started_at >= ${next}"));
+            sqlx::Arguments::add(&mut args, micros(from)).map_err(err)?;
+            next += 1;
+        }
+        if let Some(to) = filter.started_to {
+            sql.push_str(&format!(" AND started_at < ${next}"));
+            sqlx::Arguments::add(&mut args, micros(to)).map_err(err)?;
+            next += 1;
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${next}"));
+        sqlx::Arguments::add(&mut args, i64::from(limit)).map_err(err)?;
+        let rows = sqlx::query_with(&sql, args)
+            .fetch_all(&self.read)
+            .await
+            .context("listing runs")?;
+        rows.iter().map(decode_run).collect()
+    }
+
+    /// One drift.
+    pub async fn get_drift(&self, drift: i64) -> anyhow::Result<Option<StoredDrift>> {
+        let sql = format!("SELECT {DRIFT_COLUMNS} FROM drifts WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(drift)
+            .fetch_optional(&self.read)
+            .await
+            .context("reading a drift")?;
+        row.as_ref().map(decode_drift).transpose()
+    }
+
+    /// Drifts matching `filter` with an id below `before` (the page cursor), newest first.
+    pub async fn list_drifts(
+        &self,
+        filter: &DriftFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> anyhow::Result<Vec<StoredDrift>> {
+        let mut sql = format!("SELECT {DRIFT_COLUMNS} FROM drifts WHERE status = $1 AND id < $2");
+        let mut args = AnyArguments::default();
+        let err = |e| anyhow::anyhow!("binding a drift filter: {e}");
+        sqlx::Arguments::add(&mut args, filter.status.clone()).map_err(err)?;
+        sqlx::Arguments::add(&mut args, before.unwrap_or(i64::MAX)).map_err(err)?;
+        let mut next = 3;
+        if !filter.classes.is_empty() {
+            sql.push_str(&format!(
+                " AND class IN ({})",
+                super::placeholders(next, filter.classes.len())
+            ));
+            for class in &filter.classes {
+                sqlx::Arguments::add(&mut args, class.clone()).map_err(err)?;
+            }
+            next += filter.classes.len();
+        }
+        if let Some(seller) = &filter.seller {
+            sql.push_str(&format!(" AND seller_tax_id = ${next}"));
+            sqlx::Arguments::add(&mut args, seller.clone()).map_err(err)?;
+            next += 1;
+        }
+        if let Some(run) = filter.run {
+            sql.push_str(&format!(
+                " AND (first_run_id = ${next} OR last_run_id = ${next})"
+            ));
+            sqlx::Arguments::add(&mut args, run).map_err(err)?;
+            next += 1;
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${next}"));
+        sqlx::Arguments::add(&mut args, i64::from(limit)).map_err(err)?;
+        let rows = sqlx::query_with(&sql, args)
+            .fetch_all(&self.read)
+            .await
+            .context("listing drifts")?;
+        rows.iter().map(decode_drift).collect()
+    }
+
+    /// Close an open drift by hand; the drift keeps who closed it, when, and why.
+    pub async fn resolve_drift(
+        &self,
+        drift: i64,
+        by: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Result<StoredDrift, ResolveRefused>> {
+        let updated = sqlx::query(
+            "UPDATE drifts SET status = 'resolved', closed_at = $1, resolved_by = $2, \
+             resolution = $3 WHERE id = $4 AND status = 'open'",
+        )
+        .bind(micros(now))
+        .bind(by.to_owned())
+        .bind(reason.to_owned())
+        .bind(drift)
+        .execute(&self.write)
+        .await
+        .context("resolving a drift")?;
+        let Some(stored) = self.get_drift_written(drift).await? else {
+            return Ok(Err(ResolveRefused::NotFound));
+        };
+        Ok(if updated.rows_affected() == 1 {
+            Ok(stored)
+        } else {
+            Err(ResolveRefused::AlreadyClosed(Box::new(stored)))
+        })
+    }
+
+    /// A drift read on the write pool, so it reflects a write just made.
+    async fn get_drift_written(&self, drift: i64) -> anyhow::Result<Option<StoredDrift>> {
+        let sql = format!("SELECT {DRIFT_COLUMNS} FROM drifts WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(drift)
+            .fetch_optional(&self.write)
+            .await
+            .context("reading a drift")?;
+        row.as_ref().map(decode_drift).transpose()
+    }
+
+    /// Open drifts counted by class and urgency.
+    pub async fn open_drift_counts(&self) -> anyhow::Result<Vec<(String, String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT class, urgency, COUNT(*) AS n FROM drifts WHERE status = 'open' \
+             GROUP BY class, urgency ORDER BY class, urgency",
+        )
+        .fetch_all(&self.read)
+        .await
+        .context("counting open drifts")?;
+        rows.iter()
+            .map(|row| {
+                let n: i64 = row.try_get("n")?;
+                Ok((
+                    row.try_get("class")?,
+                    row.try_get("urgency")?,
+                    u64::try_from(n).unwrap_or(0),
+                ))
+            })
+            .collect()
     }
 }

@@ -116,6 +116,7 @@ fn start_server(
     let mut command = Command::new(binary);
     command
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("FAPIAO__METRICS__LISTEN", "127.0.0.1:0")
         .env("FAPIAO_LOG", "info")
         .env("NO_COLOR", "1")
         .env("FAPIAO__DATA_DIR", dir.path())

@@ -1,0 +1,506 @@
+//! The `OpsService`: on-call engineers list reconciliation runs and drifts, resolve a drift by hand
+//! and start a pass. Every call needs the operator role.
+//!
+//! Handlers check and map messages; runs and drifts live in the store, passes are run by the
+//! reconciliation worker ([`crate::reconciling::schedule`]). A resolution keeps who resolved the
+//! drift and why; a requested pass keeps who asked and why.
+
+use super::{convert, status};
+use crate::auth::{self, Role};
+use crate::clock::SharedClock;
+use crate::reconciling::schedule::Reconciler;
+use crate::store::{
+    DriftFilter, ResolveRefused, RunFilter, RunRequest, Store, StoredDrift, StoredRun,
+};
+use fapiao_invoice::taxpayer::TaxpayerId;
+use fapiao_proto::v1;
+use fapiao_proto::v1::ops_service_server::OpsService;
+use tonic::{Request, Response, Status};
+
+/// Longest window a requested pass may cover.
+const MAX_TRIGGER_DAYS: i64 = 31;
+/// Longest reason, in characters.
+const MAX_REASON: usize = 500;
+/// How far in the future `to` may lie, for clocks that disagree slightly.
+const CLOCK_SKEW_SECONDS: i64 = 60;
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct OpsApi {
+    store: Store,
+    reconciler: Reconciler,
+    clock: SharedClock,
+}
+
+impl OpsApi {
+    pub fn new(store: Store, reconciler: Reconciler, clock: SharedClock) -> Self {
+        Self {
+            store,
+            reconciler,
+            clock,
+        }
+    }
+}
+
+fn run_status(status: &str) -> v1::RunStatus {
+    match status {
+        "queued" => v1::RunStatus::Queued,
+        "running" => v1::RunStatus::Running,
+        "succeeded" => v1::RunStatus::Succeeded,
+        "failed" => v1::RunStatus::Failed,
+        _ => v1::RunStatus::Unspecified,
+    }
+}
+
+fn run_status_name(status: v1::RunStatus) -> Option<&'static str> {
+    match status {
+        v1::RunStatus::Unspecified => None,
+        v1::RunStatus::Queued => Some("queued"),
+        v1::RunStatus::Running => Some("running"),
+        v1::RunStatus::Succeeded => Some("succeeded"),
+        v1::RunStatus::Failed => Some("failed"),
+    }
+}
+
+/// The wire kind of a stored drift class.
+pub fn drift_kind(class: &str) -> v1::DriftKind {
+    match class {
+        "missing_on_platform" => v1::DriftKind::MissingOnPlatform,
+        "stuck" => v1::DriftKind::Stuck,
+        "status_mismatch" => v1::DriftKind::StatusMismatch,
+        "remote_only" => v1::DriftKind::RemoteOnly,
+        "content_mismatch" => v1::DriftKind::ContentMismatch,
+        _ => v1::DriftKind::Unspecified,
+    }
+}
+
+fn drift_class(kind: v1::DriftKind) -> Option<&'static str> {
+    match kind {
+        v1::DriftKind::Unspecified => None,
+        v1::DriftKind::MissingOnPlatform => Some("missing_on_platform"),
+        v1::DriftKind::Stuck => Some("stuck"),
+        v1::DriftKind::StatusMismatch => Some("status_mismatch"),
+        v1::DriftKind::RemoteOnly => Some("remote_only"),
+        v1::DriftKind::ContentMismatch => Some("content_mismatch"),
+    }
+}
+
+fn drift_status(status: &str) -> v1::DriftStatus {
+    match status {
+        "open" => v1::DriftStatus::Open,
+        "repaired" => v1::DriftStatus::Repaired,
+        "resolved" => v1::DriftStatus::Resolved,
+        _ => v1::DriftStatus::Unspecified,
+    }
+}
+
+/// A stored run on the wire.
+pub fn run(run: &StoredRun) -> v1::ReconciliationRun {
+    let status = run_status(&run.status);
+    let by_class: std::collections::BTreeMap<String, u64> = run
+        .drifts_by_class
+        .as_deref()
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default();
+    let manual = run.kind == "manual";
+    v1::ReconciliationRun {
+        run_id: run.id.to_string(),
+        trigger: if manual {
+            v1::RunTrigger::Manual
+        } else {
+            v1::RunTrigger::Scheduled
+        } as i32,
+        status: status as i32,
+        window: Some(v1::TimeRange {
+            from: Some(convert::timestamp(run.window_from)),
+            to: Some(convert::timestamp(run.window_to)),
+        }),
+        started_at: (status != v1::RunStatus::Queued).then(|| convert::timestamp(run.started_at)),
+        finished_at: run.finished_at.map(convert::timestamp),
+        invoices_compared: u64::try_from(run.local).unwrap_or(0),
+        drifts_found: by_class
+            .iter()
+            .map(|(class, count)| v1::DriftCount {
+                kind: drift_kind(class) as i32,
+                count: *count,
+            })
+            .collect(),
+        repairs_attempted: u64::try_from(run.repairs_attempted).unwrap_or(0),
+        repairs_succeeded: u64::try_from(run.repairs_succeeded).unwrap_or(0),
+        error: run.error.clone().unwrap_or_default(),
+        triggered_by: run.triggered_by.clone().unwrap_or_default(),
+        reason: run.reason.clone().unwrap_or_default(),
+    }
+}
+
+/// A stored drift on the wire.
+pub fn drift(drift: &StoredDrift) -> v1::Drift {
+    v1::Drift {
+        drift_id: drift.id.to_string(),
+        kind: drift_kind(&drift.class) as i32,
+        status: drift_status(&drift.status) as i32,
+        run_id: drift.first_run_id.to_string(),
+        invoice_number: drift.invoice_number.clone(),
+        seller_tax_id: drift.seller_tax_id.clone(),
+        local_state: drift
+            .local_state
+            .map_or(v1::InvoiceState::Unspecified, convert::state) as i32,
+        platform_status: drift.platform_state.clone().unwrap_or_default(),
+        detail: drift.detail.clone(),
+        detected_at: Some(convert::timestamp(drift.first_seen_at)),
+        repair_attempts: u32::try_from(drift.repair_attempts).unwrap_or(u32::MAX),
+        last_repair_at: drift.last_repair_at.map(convert::timestamp),
+        closed_at: drift.closed_at.map(convert::timestamp),
+        closed_by: drift.resolved_by.clone().unwrap_or_default(),
+        resolution: drift.resolution.clone().unwrap_or_default(),
+    }
+}
+
+/// `o1.<id>.<filter fingerprint>`: the last id of a page and what it filtered.
+fn page_token(last: i64, fingerprint: &str) -> String {
+    format!("o1.{last}.{fingerprint}")
+}
+
+fn parse_page_token(token: &str, fingerprint: &str) -> Result<Option<i64>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("o1"), Some(id), Some(print), None) if print == fingerprint => {
+            id.parse().map(Some).map_err(|_| super::paging::bad_token())
+        }
+        _ => Err(super::paging::bad_token()),
+    }
+}
+
+/// An opaque id as the store's number; anything else names nothing.
+fn parse_id(id: &str) -> Option<i64> {
+    id.parse().ok().filter(|id: &i64| *id > 0)
+}
+
+/// The reason of a resolution or request: trimmed, 1 to 500 characters.
+fn reason(text: &str) -> Option<&str> {
+    let text = text.trim();
+    let length = text.chars().count();
+    (1..=MAX_REASON).contains(&length).then_some(text)
+}
+
+fn page<T>(mut rows: Vec<T>, size: u32, id: impl Fn(&T) -> i64, print: &str) -> (Vec<T>, String) {
+    let more = rows.len() > size as usize;
+    rows.truncate(size as usize);
+    let next = match (more, rows.last()) {
+        (true, Some(last)) => page_token(id(last), print),
+        _ => String::new(),
+    };
+    (rows, next)
+}
+
+#[tonic::async_trait]
+impl OpsService for OpsApi {
+    async fn list_reconciliation_runs(
+        &self,
+        request: Request<v1::ListReconciliationRunsRequest>,
+    ) -> Result<Response<v1::ListReconciliationRunsResponse>, Status> {
+        auth::caller(&request)?.require_role(Role::Operator)?;
+        let req = request.into_inner();
+        let mut problems = Vec::new();
+        let status = v1::RunStatus::try_from(req.status).unwrap_or_else(|_| {
+            problems.push(("status".to_owned(), "STATUS_INVALID", "运行状态无效"));
+            v1::RunStatus::Unspecified
+        });
+        let range = req.started.unwrap_or_default();
+        let time = |t: &Option<prost_types::Timestamp>| t.as_ref().map(convert::from_timestamp);
+        let (from, to) = (time(&range.from), time(&range.to));
+        if matches!(from, Some(None)) {
+            problems.push(("started.from".to_owned(), "TIME_INVALID", "时间无效"));
+        }
+        if matches!(to, Some(None)) {
+            problems.push(("started.to".to_owned(), "TIME_INVALID", "时间无效"));
+        }
+        let (from, to) = (from.flatten(), to.flatten());
+        if let (Some(from), Some(to)) = (from, to)
+            && to <= from
+        {
+            problems.push((
+                "started.to".to_owned(),
+                "RANGE_INVALID",
+                "结束时间须晚于开始时间",
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(status::bad_fields(&problems));
+        }
+        let filter = RunFilter {
+            status: run_status_name(status).map(str::to_owned),
+            started_from: from,
+            started_to: to,
+        };
+        let print = super::paging::fingerprint(&filter);
+        let before = parse_page_token(&req.page_token, &print)?;
+        let size = super::paging::page_size(req.page_size);
+        let rows = self
+            .store
+            .list_runs(&filter, before, size + 1)
+            .await
+            .map_err(|e| status::internal("listing runs", &e))?;
+        let (rows, next_page_token) = page(rows, size, |r| r.id, &print);
+        Ok(Response::new(v1::ListReconciliationRunsResponse {
+            runs: rows.iter().map(run).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_reconciliation_run(
+        &self,
+        request: Request<v1::GetReconciliationRunRequest>,
+    ) -> Result<Response<v1::GetReconciliationRunResponse>, Status> {
+        auth::caller(&request)?.require_role(Role::Operator)?;
+        let req = request.into_inner();
+        let not_found = || {
+            Status::not_found(format!(
+                "RUN_NOT_FOUND: no reconciliation run {}",
+                req.run_id
+            ))
+        };
+        let id = parse_id(&req.run_id).ok_or_else(not_found)?;
+        let stored = self
+            .store
+            .get_run(id)
+            .await
+            .map_err(|e| status::internal("reading a run", &e))?
+            .ok_or_else(not_found)?;
+        Ok(Response::new(v1::GetReconciliationRunResponse {
+            run: Some(run(&stored)),
+        }))
+    }
+
+    async fn list_drifts(
+        &self,
+        request: Request<v1::ListDriftsRequest>,
+    ) -> Result<Response<v1::ListDriftsResponse>, Status> {
+        auth::caller(&request)?.require_role(Role::Operator)?;
+        let req = request.into_inner();
+        let mut problems = Vec::new();
+        let status = match v1::DriftStatus::try_from(req.status) {
+            Ok(v1::DriftStatus::Unspecified | v1::DriftStatus::Open) => "open",
+            Ok(v1::DriftStatus::Repaired) => "repaired",
+            Ok(v1::DriftStatus::Resolved) => "resolved",
+            Err(_) => {
+                problems.push(("status".to_owned(), "STATUS_INVALID", "偏差状态无效"));
+                "open"
+            }
+        };
+        let mut classes = Vec::new();
+        for (i, kind) in req.kinds.iter().enumerate() {
+            match v1::DriftKind::try_from(*kind) {
+                Ok(kind) => classes.extend(drift_class(kind).map(str::to_owned)),
+                Err(_) => problems.push((format!("kinds[{i}]"), "KIND_INVALID", "偏差类型无效")),
+            }
+        }
+        classes.sort();
+        classes.dedup();
+        let seller = (!req.seller_tax_id.is_empty()).then(|| req.seller_tax_id.clone());
+        if let Some(seller) = &seller
+            && TaxpayerId::parse(seller).is_err()
+        {
+            problems.push((
+                "seller_tax_id".to_owned(),
+                "SELLER_TAX_ID_INVALID",
+                "销售方纳税人识别号无效",
+            ));
+        }
+        let run = match req.run_id.as_str() {
+            "" => None,
+            id => match parse_id(id) {
+                Some(id) => Some(id),
+                None => {
+                    problems.push(("run_id".to_owned(), "RUN_ID_INVALID", "运行编号无效"));
+                    None
+                }
+            },
+        };
+        if !problems.is_empty() {
+            return Err(status::bad_fields(&problems));
+        }
+        let filter = DriftFilter {
+            status: status.to_owned(),
+            classes,
+            seller,
+            run,
+        };
+        let print = super::paging::fingerprint(&filter);
+        let before = parse_page_token(&req.page_token, &print)?;
+        let size = super::paging::page_size(req.page_size);
+        let rows = self
+            .store
+            .list_drifts(&filter, before, size + 1)
+            .await
+            .map_err(|e| status::internal("listing drifts", &e))?;
+        let (rows, next_page_token) = page(rows, size, |d| d.id, &print);
+        Ok(Response::new(v1::ListDriftsResponse {
+            drifts: rows.iter().map(drift).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn resolve_drift(
+        &self,
+        request: Request<v1::ResolveDriftRequest>,
+    ) -> Result<Response<v1::ResolveDriftResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Operator)?;
+        let req = request.into_inner();
+        let Some(why) = reason(&req.reason) else {
+            return Err(status::bad_field(
+                "reason",
+                "RESOLUTION_REASON_REQUIRED",
+                "须说明处理依据（1 至 500 个字符）",
+            ));
+        };
+        let not_found = || Status::not_found(format!("DRIFT_NOT_FOUND: no drift {}", req.drift_id));
+        let id = parse_id(&req.drift_id).ok_or_else(not_found)?;
+        let now = self.clock.now();
+        match self
+            .store
+            .resolve_drift(id, &caller.name, why, now)
+            .await
+            .map_err(|e| status::internal("resolving a drift", &e))?
+        {
+            Ok(stored) => {
+                tracing::info!(
+                    drift = id,
+                    invoice = stored.invoice_number,
+                    by = caller.name,
+                    "drift resolved by hand"
+                );
+                Ok(Response::new(v1::ResolveDriftResponse {
+                    drift: Some(drift(&stored)),
+                }))
+            }
+            Err(ResolveRefused::NotFound) => Err(not_found()),
+            Err(ResolveRefused::AlreadyClosed(stored)) => {
+                Err(Status::failed_precondition(format!(
+                    "DRIFT_ALREADY_CLOSED: drift {id} is already {}",
+                    stored.status
+                )))
+            }
+        }
+    }
+
+    async fn trigger_reconciliation(
+        &self,
+        request: Request<v1::TriggerReconciliationRequest>,
+    ) -> Result<Response<v1::TriggerReconciliationResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Operator)?;
+        let req = request.into_inner();
+        let now = self.clock.now();
+        let mut problems = Vec::new();
+        let window = req.window.unwrap_or_default();
+        let bound = |t: &Option<prost_types::Timestamp>, field: &str, problems: &mut Vec<_>| match t
+            .as_ref()
+            .map(convert::from_timestamp)
+        {
+            Some(Some(at)) => Some(at),
+            Some(None) => {
+                problems.push((field.to_owned(), "TIME_INVALID", "时间无效"));
+                None
+            }
+            None => {
+                problems.push((field.to_owned(), "WINDOW_REQUIRED", "须提供对账时间范围"));
+                None
+            }
+        };
+        let from = bound(&window.from, "window.from", &mut problems);
+        let to = bound(&window.to, "window.to", &mut problems);
+        if let (Some(from), Some(to)) = (from, to) {
+            if to <= from {
+                problems.push((
+                    "window.to".to_owned(),
+                    "RANGE_INVALID",
+                    "结束时间须晚于开始时间",
+                ));
+            } else if to.signed_duration_since(from) > chrono::TimeDelta::days(MAX_TRIGGER_DAYS) {
+                problems.push((
+                    "window".to_owned(),
+                    "RANGE_TOO_LONG",
+                    "对账范围不得超过 31 天",
+                ));
+            }
+            if to.signed_duration_since(now) > chrono::TimeDelta::seconds(CLOCK_SKEW_SECONDS) {
+                problems.push((
+                    "window.to".to_owned(),
+                    "TIME_IN_FUTURE",
+                    "结束时间不得晚于当前时间",
+                ));
+            }
+        }
+        let configured = self.reconciler.sellers();
+        for (i, seller) in req.seller_tax_ids.iter().enumerate() {
+            if TaxpayerId::parse(seller).is_err() {
+                problems.push((
+                    format!("seller_tax_ids[{i}]"),
+                    "SELLER_TAX_ID_INVALID",
+                    "销售方纳税人识别号无效",
+                ));
+            } else if !configured.contains(seller) {
+                problems.push((
+                    format!("seller_tax_ids[{i}]"),
+                    "SELLER_NOT_CONFIGURED",
+                    "本部署未配置该销售方",
+                ));
+            }
+        }
+        let why = reason(&req.reason);
+        if why.is_none() {
+            problems.push((
+                "reason".to_owned(),
+                "REASON_REQUIRED",
+                "须说明发起对账的原因（1 至 500 个字符）",
+            ));
+        }
+        let (Some(from), Some(to), Some(why), true) = (from, to, why, problems.is_empty()) else {
+            return Err(status::bad_fields(&problems));
+        };
+        let mut sellers = req.seller_tax_ids.clone();
+        sellers.sort();
+        sellers.dedup();
+        let request = RunRequest {
+            kind: "manual".to_owned(),
+            window: (from, to),
+            sellers: (!sellers.is_empty()).then_some(sellers),
+            triggered_by: Some(caller.name.clone()),
+            reason: Some(why.to_owned()),
+        };
+        let stored = self
+            .reconciler
+            .request(&request)
+            .await
+            .map_err(|e| status::internal("requesting a reconciliation pass", &e))?;
+        tracing::info!(
+            run = stored.id,
+            by = caller.name,
+            "reconciliation pass requested"
+        );
+        Ok(Response::new(v1::TriggerReconciliationResponse {
+            run: Some(run(&stored)),
+        }))
+    }
+
+    async fn list_pending_red_letter_forms(
+        &self,
+        request: Request<v1::ListPendingRedLetterFormsRequest>,
+    ) -> Result<Response<v1::ListPendingRedLetterFormsResponse>, Status> {
+        auth::caller(&request)?.require_role(Role::Operator)?;
+        Err(status::not_yet("ListPendingRedLetterForms"))
+    }
+
+    async fn get_number_and_quota_status(
+        &self,
+        request: Request<v1::GetNumberAndQuotaStatusRequest>,
+    ) -> Result<Response<v1::GetNumberAndQuotaStatusResponse>, Status> {
+        auth::caller(&request)?.require_role(Role::Operator)?;
+        Err(status::not_yet("GetNumberAndQuotaStatus"))
+    }
+}

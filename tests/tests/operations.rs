@@ -1,0 +1,549 @@
+//! `OpsService` end to end, on SQLite and PostgreSQL: an operator starts a pass over the running
+//! server (which compares against its in-process sandbox), reads the run and the drifts it found,
+//! and resolves by hand the one drift the reconciler never repairs. Passes also start on the
+//! schedule, and a large faulty issuance ends in agreement after one pass.
+
+// The shared test bodies are plain functions called from generated #[tokio::test]s, so the
+// test-only allowance of `unwrap` does not reach them.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use chrono::Utc;
+use fapiao_proto::v1;
+use fapiao_services::config::Config;
+use fapiao_tests::db::{self, TestDatabase};
+use fapiao_tests::{ISSUER_TOKEN, TestApp, spawn_app_on};
+use serde_json::json;
+use sqlx::AnyPool;
+use tonic::Code;
+
+fapiao_tests::on_both_databases!(
+    operators_trigger_passes_and_resolve_what_they_found,
+    scheduled_passes_run_inside_the_server,
+);
+
+fn quick() -> Config {
+    let mut config = Config::default();
+    config.upload.poll_delay = Duration::from_millis(20);
+    config.upload.poll_interval = Duration::from_millis(20);
+    config.upload.idle_poll = Duration::from_millis(50);
+    // Planted drift is judged at once instead of after the in-flight grace.
+    config.reconcile.grace = Duration::ZERO;
+    config
+}
+
+async fn recorded(app: &TestApp, number: &str) {
+    app.invoice_when(number, |invoice| {
+        invoice.state() == v1::InvoiceState::Recorded
+    })
+    .await;
+}
+
+async fn set_faults(app: &TestApp, faults: serde_json::Value) {
+    let answer = reqwest::Client::new()
+        .put(app.sandbox_admin("faults"))
+        .json(&faults)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        answer.status().is_success(),
+        "{}",
+        answer.text().await.unwrap()
+    );
+}
+
+async fn database(url: &str) -> AnyPool {
+    sqlx::any::install_default_drivers();
+    AnyPool::connect(url).await.unwrap()
+}
+
+fn window(from: chrono::DateTime<Utc>, to: chrono::DateTime<Utc>) -> Option<v1::TimeRange> {
+    let stamp = |at: chrono::DateTime<Utc>| prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap(),
+    };
+    Some(v1::TimeRange {
+        from: Some(stamp(from)),
+        to: Some(stamp(to)),
+    })
+}
+
+/// Poll until run `id` is finished (at most 60 s); returns it.
+async fn finished(app: &TestApp, id: &str) -> v1::ReconciliationRun {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let run = app
+            .ops()
+            .get_reconciliation_run(v1::GetReconciliationRunRequest { run_id: id.into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .run
+            .unwrap();
+        if matches!(
+            run.status(),
+            v1::RunStatus::Succeeded | v1::RunStatus::Failed
+        ) {
+            return run;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {id} did not finish: {run:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Ask for a pass over the last hour and wait for it.
+async fn pass(app: &TestApp, why: &str) -> v1::ReconciliationRun {
+    let now = Utc::now();
+    let started = app
+        .ops()
+        .trigger_reconciliation(v1::TriggerReconciliationRequest {
+            window: window(now - chrono::TimeDelta::hours(1), now),
+            seller_tax_ids: Vec::new(),
+            reason: why.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
+    assert!(
+        matches!(
+            started.status(),
+            v1::RunStatus::Queued | v1::RunStatus::Running
+        ),
+        "{started:?}"
+    );
+    assert_eq!(started.trigger(), v1::RunTrigger::Manual);
+    assert_eq!(started.triggered_by, "operator");
+    assert_eq!(started.reason, why);
+    finished(app, &started.run_id).await
+}
+
+fn found(run: &v1::ReconciliationRun, kind: v1::DriftKind) -> u64 {
+    run.drifts_found
+        .iter()
+        .find(|count| count.kind() == kind)
+        .map_or(0, |count| count.count)
+}
+
+async fn drifts(app: &TestApp, status: v1::DriftStatus) -> Vec<v1::Drift> {
+    app.ops()
+        .list_drifts(v1::ListDriftsRequest {
+            status: status as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .drifts
+}
+
+fn reason_of(status: &tonic::Status) -> Vec<(String, String)> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .into_iter()
+                .map(|v| (v.field, v.reason))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) {
+    let url = db.url.clone();
+    let app = spawn_app_on(db, quick()).await.unwrap();
+
+    // The platform answers the first upload "recorded" and then drops it.
+    set_faults(&app, json!({"dropped_record_rate": "100%"})).await;
+    let lost = app.issue_sample("ops-lost", "100").await;
+    recorded(&app, &lost).await;
+    set_faults(&app, json!({})).await;
+    let behind = app.issue_sample("ops-behind", "200").await;
+    let changed = app.issue_sample("ops-changed", "300").await;
+    let fine = app.issue_sample("ops-fine", "400").await;
+    for number in [&behind, &changed, &fine] {
+        recorded(&app, number).await;
+    }
+    // Locally, one invoice never heard back and another's content changed.
+    let pool = database(&url).await;
+    sqlx::query("UPDATE invoices SET state = 'ISSUED' WHERE invoice_number = $1")
+        .bind(behind.clone())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let rewritten = sqlx::query(
+        "UPDATE invoices SET content = replace(content, '300', '299') WHERE invoice_number = $1",
+    )
+    .bind(changed.clone())
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rewritten.rows_affected(), 1);
+
+    let first = pass(&app, "after the platform incident").await;
+    assert_eq!(first.status(), v1::RunStatus::Succeeded, "{first:?}");
+    assert_eq!(first.invoices_compared, 4);
+    assert_eq!(found(&first, v1::DriftKind::MissingOnPlatform), 1);
+    assert_eq!(found(&first, v1::DriftKind::StatusMismatch), 1);
+    assert_eq!(found(&first, v1::DriftKind::ContentMismatch), 1);
+    assert_eq!(first.repairs_attempted, 2, "{first:?}");
+    assert_eq!(first.repairs_succeeded, 2, "{first:?}");
+    // The re-upload reaches the platform; the adopted state is written.
+    recorded(&app, &lost).await;
+    recorded(&app, &behind).await;
+
+    let open = drifts(&app, v1::DriftStatus::Unspecified).await;
+    let mut kinds: Vec<(String, v1::DriftKind)> = open
+        .iter()
+        .map(|d| (d.invoice_number.clone(), d.kind()))
+        .collect();
+    kinds.sort();
+    let mut expected = vec![
+        (lost.clone(), v1::DriftKind::MissingOnPlatform),
+        (behind.clone(), v1::DriftKind::StatusMismatch),
+        (changed.clone(), v1::DriftKind::ContentMismatch),
+    ];
+    expected.sort();
+    assert_eq!(
+        kinds, expected,
+        "every drift is open until a pass finds it gone"
+    );
+    let missing = open
+        .iter()
+        .find(|d| d.kind() == v1::DriftKind::MissingOnPlatform)
+        .unwrap();
+    assert_eq!(missing.repair_attempts, 1);
+    assert!(missing.last_repair_at.is_some());
+    assert_eq!(missing.local_state(), v1::InvoiceState::Recorded);
+    assert_eq!(missing.platform_status, "");
+    assert_eq!(missing.run_id, first.run_id);
+
+    // The next pass finds the repaired invoices in agreement; the content drift stays.
+    let second = pass(&app, "check the repairs").await;
+    assert_eq!(second.status(), v1::RunStatus::Succeeded);
+    assert_eq!(found(&second, v1::DriftKind::ContentMismatch), 1);
+    assert_eq!(second.drifts_found.len(), 1, "{second:?}");
+    assert_eq!(second.repairs_attempted, 0);
+    let open = drifts(&app, v1::DriftStatus::Open).await;
+    assert_eq!(open.len(), 1);
+    let content = open[0].clone();
+    assert_eq!(content.kind(), v1::DriftKind::ContentMismatch);
+    assert_eq!(content.invoice_number, changed);
+    let repaired = drifts(&app, v1::DriftStatus::Repaired).await;
+    assert_eq!(repaired.len(), 2);
+    assert!(
+        repaired
+            .iter()
+            .all(|d| d.closed_by == "system:reconciler" && d.closed_at.is_some())
+    );
+
+    // Resolving by hand needs a reason, works once, and names the operator.
+    let mut ops = app.ops();
+    let refused = ops
+        .resolve_drift(v1::ResolveDriftRequest {
+            drift_id: content.drift_id.clone(),
+            reason: "   ".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(
+        reason_of(&refused),
+        vec![("reason".to_owned(), "RESOLUTION_REASON_REQUIRED".to_owned())]
+    );
+    let resolved = ops
+        .resolve_drift(v1::ResolveDriftRequest {
+            drift_id: content.drift_id.clone(),
+            reason: "amount corrected by finance, ticket FIN-42".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .drift
+        .unwrap();
+    assert_eq!(resolved.status(), v1::DriftStatus::Resolved);
+    assert_eq!(resolved.closed_by, "operator");
+    assert_eq!(
+        resolved.resolution,
+        "amount corrected by finance, ticket FIN-42"
+    );
+    let again = ops
+        .resolve_drift(v1::ResolveDriftRequest {
+            drift_id: content.drift_id.clone(),
+            reason: "twice".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    assert!(
+        again.message().starts_with("DRIFT_ALREADY_CLOSED"),
+        "{again:?}"
+    );
+    let unknown = ops
+        .resolve_drift(v1::ResolveDriftRequest {
+            drift_id: "999999".into(),
+            reason: "no such drift".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    assert!(drifts(&app, v1::DriftStatus::Open).await.is_empty());
+
+    // Runs list newest first, a page at a time; kind filters apply.
+    let page = ops
+        .list_reconciliation_runs(v1::ListReconciliationRunsRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.runs.len(), 1);
+    assert_eq!(page.runs[0].run_id, second.run_id);
+    let rest = ops
+        .list_reconciliation_runs(v1::ListReconciliationRunsRequest {
+            page_size: 1,
+            page_token: page.next_page_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rest.runs.len(), 1);
+    assert_eq!(rest.runs[0].run_id, first.run_id);
+    assert!(rest.next_page_token.is_empty());
+    let by_kind = ops
+        .list_drifts(v1::ListDriftsRequest {
+            status: v1::DriftStatus::Repaired as i32,
+            kinds: vec![v1::DriftKind::MissingOnPlatform as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .drifts;
+    assert_eq!(by_kind.len(), 1);
+    assert_eq!(by_kind[0].invoice_number, lost);
+
+    // Every problem of a request comes back at once.
+    let future = Utc::now() + chrono::TimeDelta::days(2);
+    let bad = ops
+        .trigger_reconciliation(v1::TriggerReconciliationRequest {
+            window: window(future - chrono::TimeDelta::days(40), future),
+            seller_tax_ids: vec!["not-a-tax-id".into(), fapiao_tests::sample::BUYER.into()],
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let mut fields = reason_of(&bad);
+    fields.sort();
+    assert_eq!(
+        fields,
+        vec![
+            ("reason".to_owned(), "REASON_REQUIRED".to_owned()),
+            (
+                "seller_tax_ids[0]".to_owned(),
+                "SELLER_TAX_ID_INVALID".to_owned()
+            ),
+            (
+                "seller_tax_ids[1]".to_owned(),
+                "SELLER_NOT_CONFIGURED".to_owned()
+            ),
+            ("window".to_owned(), "RANGE_TOO_LONG".to_owned()),
+            ("window.to".to_owned(), "TIME_IN_FUTURE".to_owned()),
+        ]
+    );
+    let no_window = ops
+        .trigger_reconciliation(v1::TriggerReconciliationRequest {
+            reason: "why not".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let mut fields = reason_of(&no_window);
+    fields.sort();
+    assert_eq!(
+        fields,
+        vec![
+            ("window.from".to_owned(), "WINDOW_REQUIRED".to_owned()),
+            ("window.to".to_owned(), "WINDOW_REQUIRED".to_owned()),
+        ]
+    );
+
+    // Only operators.
+    let denied = app
+        .ops_as(ISSUER_TOKEN)
+        .list_drifts(v1::ListDriftsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    pool.close().await;
+    app.shutdown().await.unwrap();
+}
+
+async fn scheduled_passes_run_inside_the_server(db: TestDatabase) {
+    let mut config = quick();
+    config.reconcile.schedule = true;
+    config.reconcile.recent = "* * * * * *".into();
+    config.reconcile.daily = "0 0 2 * * *".into();
+    let app = spawn_app_on(db, config).await.unwrap();
+    let number = app.issue_sample("scheduled", "100").await;
+    recorded(&app, &number).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let run = loop {
+        let runs = app
+            .ops()
+            .list_reconciliation_runs(v1::ListReconciliationRunsRequest {
+                status: v1::RunStatus::Succeeded as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .runs;
+        if let Some(run) = runs.into_iter().find(|run| run.invoices_compared == 1) {
+            break run;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled pass compared the invoice"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(run.trigger(), v1::RunTrigger::Scheduled);
+    assert!(run.triggered_by.is_empty());
+    assert!(run.drifts_found.is_empty(), "{run:?}");
+    let window = run.window.unwrap();
+    let span = window.to.unwrap().seconds - window.from.unwrap().seconds;
+    assert_eq!(
+        span,
+        2 * 3600,
+        "the recent window is the configured two hours"
+    );
+    app.shutdown().await.unwrap();
+}
+
+/// How many invoices the sandbox platform holds, and how many it dropped after answering
+/// "recorded" (its own counters, independent of ours).
+async fn platform_counts(app: &TestApp) -> (u64, u64) {
+    let stats: serde_json::Value = reqwest::get(app.sandbox_admin("stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        stats["invoices_recorded"].as_u64().unwrap(),
+        stats["faults"]["dropped_record"].as_u64().unwrap_or(0),
+    )
+}
+
+async fn count_recorded(pool: &AnyPool) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM invoices WHERE state = 'RECORDED'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// 5,000 invoices issued while the platform times out 5% of calls, loses 2% of acknowledged
+/// uploads (receipt forgotten) and drops 2% of the invoices it answered "recorded": the upload
+/// worker settles what it can see, one pass finds exactly what the platform lacks and re-uploads
+/// it, and then both sides hold the same 5,000 invoices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_faulty_day_one_pass_brings_local_and_platform_into_agreement() {
+    const INVOICES: usize = 5_000;
+    let db = db::sqlite();
+    let url = db.url.clone();
+    let mut config = quick();
+    config.platform.timeout = Duration::from_secs(2);
+    config.upload.backoff = vec![Duration::from_millis(50), Duration::from_millis(200)];
+    let app = spawn_app_on(db, config).await.unwrap();
+    set_faults(
+        &app,
+        json!({
+            "timeout_rate": "5%",
+            "timeout_hang": "3s",
+            "lost_upload_rate": "2%",
+            "dropped_record_rate": "2%",
+            "services": ["QDFPSC", "CXQDFPSCJG", "CXQDFPXX"],
+        }),
+    )
+    .await;
+    let mut client = app.issuance();
+    for batch in 0..INVOICES / 100 {
+        let invoices = (0..100)
+            .map(|i| {
+                fapiao_tests::sample::input(&format!("faulty-{batch}-{i}"), &format!("{}", 100 + i))
+            })
+            .collect();
+        let answer = client
+            .issue_invoices(v1::IssueInvoicesRequest {
+                invoices,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            answer.results.iter().all(|r| matches!(
+                r.result,
+                Some(v1::issue_invoices_item_result::Result::Invoice(_))
+            )),
+            "every invoice is issued"
+        );
+    }
+    // The upload worker settles every invoice it can see: locally all are recorded.
+    let pool = database(&url).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    while count_recorded(&pool).await < INVOICES as i64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "uploads did not settle: {} recorded",
+            count_recorded(&pool).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The incident ends; the platform holds fewer invoices than we recorded.
+    set_faults(&app, json!({})).await;
+    let (held, dropped) = platform_counts(&app).await;
+    let missing = INVOICES as u64 - held;
+    assert!(dropped > 0 && missing > 0, "the platform dropped records");
+    assert!(missing <= dropped);
+
+    let repair = pass(&app, "after the platform incident").await;
+    assert_eq!(repair.status(), v1::RunStatus::Succeeded, "{repair:?}");
+    assert_eq!(repair.invoices_compared, INVOICES as u64);
+    assert_eq!(found(&repair, v1::DriftKind::MissingOnPlatform), missing);
+    assert_eq!(
+        repair.drifts_found.len(),
+        1,
+        "only missing invoices: {repair:?}"
+    );
+    assert_eq!(repair.repairs_succeeded, missing);
+
+    // The re-uploads reach the platform: it holds every invoice, and a check finds no drift.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while platform_counts(&app).await.0 < INVOICES as u64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "re-uploads did not land"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let check = pass(&app, "check").await;
+    assert_eq!(check.status(), v1::RunStatus::Succeeded);
+    assert_eq!(check.invoices_compared, INVOICES as u64);
+    assert!(check.drifts_found.is_empty(), "{check:?}");
+    assert!(drifts(&app, v1::DriftStatus::Open).await.is_empty());
+    assert_eq!(count_recorded(&pool).await, INVOICES as i64);
+    pool.close().await;
+    app.shutdown().await.unwrap();
+}
