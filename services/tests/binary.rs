@@ -500,7 +500,7 @@ async fn reconcile_reports_each_planted_drift_and_repairs_what_it_may() {
         .map(str::to_owned)
         .collect();
     std::fs::write(&journal, kept.join("\n") + "\n").unwrap();
-    // Locally, the second never heard back from the platform and the third's amount changed.
+    // Locally, the second never heard back from the platform and the third's buyer name changed.
     {
         use sqlx::Connection as _;
         let url = format!("sqlite://{}", data.join("fapiao.db").display());
@@ -511,8 +511,7 @@ async fn reconcile_reports_each_planted_drift_and_repairs_what_it_may() {
             .await
             .unwrap();
         let changed = sqlx::query(
-            "UPDATE invoices SET content = replace(content, '16000', '15000') \
-             WHERE invoice_number = ?",
+            "UPDATE invoices SET buyer_name = buyer_name || '（改）' WHERE invoice_number = ?",
         )
         .bind(&numbers[2])
         .execute(&mut db)

@@ -21,6 +21,7 @@ use tonic::Code;
 fapiao_tests::on_both_databases!(
     operators_trigger_passes_and_resolve_what_they_found,
     scheduled_passes_run_inside_the_server,
+    invoices_only_the_platform_holds_are_adopted_when_ours_and_alerted_otherwise,
 );
 
 fn quick() -> Config {
@@ -171,7 +172,7 @@ async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) 
     for number in [&behind, &changed, &fine] {
         recorded(&app, number).await;
     }
-    // Locally, one invoice never heard back and another's content changed.
+    // Locally, one invoice never heard back and another's buyer name changed.
     let pool = database(&url).await;
     sqlx::query("UPDATE invoices SET state = 'ISSUED' WHERE invoice_number = $1")
         .bind(behind.clone())
@@ -179,7 +180,7 @@ async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) 
         .await
         .unwrap();
     let rewritten = sqlx::query(
-        "UPDATE invoices SET content = replace(content, '300', '299') WHERE invoice_number = $1",
+        "UPDATE invoices SET buyer_name = buyer_name || '（改）' WHERE invoice_number = $1",
     )
     .bind(changed.clone())
     .execute(&pool)
@@ -545,5 +546,119 @@ async fn after_a_faulty_day_one_pass_brings_local_and_platform_into_agreement() 
     assert!(drifts(&app, v1::DriftStatus::Open).await.is_empty());
     assert_eq!(count_recorded(&pool).await, INVOICES as i64);
     pool.close().await;
+    app.shutdown().await.unwrap();
+}
+
+/// Add an invoice to the (stopped) sandbox's journal, as the platform issuing it on its own.
+fn platform_issues(data_dir: &std::path::Path, number: &str, request_id: &str, amount: &str) {
+    use std::io::Write as _;
+    let content =
+        fapiao_tests::sample::content(fapiao_tests::sample::DEMO_SELLER, request_id, amount);
+    let issued_at = Utc::now() - chrono::TimeDelta::minutes(10);
+    let line = json!({
+        "event": "recorded",
+        "seller": fapiao_tests::sample::DEMO_SELLER,
+        "number": number,
+        "issued_at": issued_at,
+        "recorded_at": issued_at,
+        "content_sm3": fapiao_services::reconciling::platform_digest(&content),
+        "content": content,
+    });
+    let mut journal = std::fs::OpenOptions::new()
+        .append(true)
+        .open(data_dir.join("sandbox.jsonl"))
+        .unwrap();
+    writeln!(journal, "{line}").unwrap();
+}
+
+async fn get_invoice(app: &TestApp, number: &str) -> Result<v1::Invoice, tonic::Status> {
+    use v1::get_invoice_request::Key;
+    app.issuance()
+        .get_invoice(v1::GetInvoiceRequest {
+            key: Some(Key::InvoiceNumber(number.into())),
+            ..Default::default()
+        })
+        .await
+        .map(|answer| answer.into_inner().invoice.unwrap())
+}
+
+async fn invoices_only_the_platform_holds_are_adopted_when_ours_and_alerted_otherwise(
+    db: TestDatabase,
+) {
+    let url = db.url.clone();
+    let app = spawn_app_on(db, quick()).await.unwrap();
+    let ours = app.issue_sample("adopt-ours", "100").await;
+    recorded(&app, &ours).await;
+    let db = app.stop().await.unwrap();
+    // While we were away the platform issued two invoices for our seller: one for a request of
+    // ours (as after a buyer's red-letter confirmation), one for a request nobody here made.
+    let adopted = "26312099999999990001";
+    let stranger = "26312099999999990002";
+    platform_issues(db.dir.path(), adopted, "form-7", "500");
+    platform_issues(db.dir.path(), stranger, "someone-else", "600");
+    let store = fapiao_services::store::Store::connect(&fapiao_services::store::StoreOptions {
+        url: url.clone(),
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    store
+        .remember_platform_request(
+            fapiao_tests::sample::DEMO_SELLER,
+            "form-7",
+            "red_letter",
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+
+    let app = spawn_app_on(db, quick()).await.unwrap();
+    assert_eq!(
+        get_invoice(&app, adopted).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    let first = pass(&app, "after the platform issued on its own").await;
+    assert_eq!(first.status(), v1::RunStatus::Succeeded, "{first:?}");
+    assert_eq!(found(&first, v1::DriftKind::RemoteOnly), 2, "{first:?}");
+    assert_eq!(first.repairs_attempted, 1, "only ours is adopted");
+    assert_eq!(first.repairs_succeeded, 1);
+
+    let invoice = get_invoice(&app, adopted).await.unwrap();
+    assert_eq!(invoice.state(), v1::InvoiceState::Recorded);
+    assert_eq!(invoice.request_id, "form-7");
+    assert_eq!(invoice.totals.as_ref().unwrap().amount, "500.00");
+    let history = app
+        .audit()
+        .get_invoice_history(v1::GetInvoiceHistoryRequest {
+            invoice_number: adopted.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].actor, "reconciler");
+    assert!(history[0].reason.contains("adopted"), "{history:?}");
+    assert_eq!(
+        get_invoice(&app, stranger).await.unwrap_err().code(),
+        Code::NotFound,
+        "an invoice nobody here asked for is not taken in"
+    );
+
+    // The next pass finds the adopted invoice in agreement; the stranger stays a critical drift.
+    let second = pass(&app, "check the adoption").await;
+    assert_eq!(found(&second, v1::DriftKind::RemoteOnly), 1, "{second:?}");
+    assert_eq!(second.invoices_compared, 2, "ours and the adopted one");
+    let open = drifts(&app, v1::DriftStatus::Open).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].invoice_number, stranger);
+    assert_eq!(open[0].kind(), v1::DriftKind::RemoteOnly);
+    assert_eq!(open[0].local_state(), v1::InvoiceState::Unspecified);
+    assert_eq!(open[0].platform_status, "normal");
+    let repaired = drifts(&app, v1::DriftStatus::Repaired).await;
+    assert_eq!(repaired.len(), 1);
+    assert_eq!(repaired[0].invoice_number, adopted);
     app.shutdown().await.unwrap();
 }

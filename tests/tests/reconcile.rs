@@ -47,7 +47,7 @@ async fn the_ledger_reads_a_window_and_repairs_apply_only_as_compared(db: TestDa
     recorded(&app, &a).await;
     recorded(&app, &b).await;
     let store = Store::connect(&StoreOptions {
-        url,
+        url: url.clone(),
         max_connections: 2,
         acquire_timeout: Duration::from_secs(5),
     })
@@ -69,7 +69,25 @@ async fn the_ledger_reads_a_window_and_repairs_apply_only_as_compared(db: TestDa
     assert!(local.iter().all(|l| l.state == LocalState::Recorded));
     assert!(local.iter().all(|l| l.reconcile_attempts == 0));
     assert_eq!(local[0].amount.to_string(), "100.00");
-    assert_eq!(local[0].content_sm3.len(), 64);
+    // The digest recorded at issue is the one of the content as sent; invoices stored before the
+    // column existed get theirs computed from the content, the same.
+    let stored = store
+        .get_invoice(&a.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let sent = fapiao_services::reconciling::platform_digest(&stored.content);
+    assert_eq!(local[0].content_sm3, sent);
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE invoices SET platform_sm3 = NULL WHERE invoice_number = $1")
+        .bind(a.clone())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let again = ledger.local_invoices(DEMO_SELLER, &window).await.unwrap();
+    assert_eq!(again, local, "computed from the content when not recorded");
     let later = Window {
         from: now + Span::hours(1),
         to: now + Span::hours(2),
@@ -89,15 +107,32 @@ async fn the_ledger_reads_a_window_and_repairs_apply_only_as_compared(db: TestDa
             .is_empty(),
         "another seller's window"
     );
-    let known = ledger
-        .known_requests(DEMO_SELLER, &["reconcile-a", "someone-else"])
+    // Known requests are those that make the platform issue on its own, not our own invoices'.
+    store
+        .remember_platform_request(DEMO_SELLER, "form-1", "red_letter", now)
         .await
         .unwrap();
-    assert_eq!(known, HashSet::from(["reconcile-a".to_owned()]));
+    store
+        .remember_platform_request(DEMO_SELLER, "form-1", "red_letter", now)
+        .await
+        .unwrap();
+    let known = ledger
+        .known_requests(DEMO_SELLER, &["reconcile-a", "form-1", "someone-else"])
+        .await
+        .unwrap();
+    assert_eq!(known, HashSet::from(["form-1".to_owned()]));
+    assert!(
+        ledger
+            .known_requests("91440300MA5EXAMPLE", &["form-1"])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let repairs = StoreRepairs {
         store: store.clone(),
         clock: Arc::new(SystemClock),
+        platform: None,
     };
     let lost = Drift {
         number: a.parse().unwrap(),

@@ -4,8 +4,10 @@
 //! ([`schedule`]).
 //!
 //! Content is compared like with like: the platform lists the SM3 of the canonical JSON of the
-//! content it *received*, so the local side hashes the stored content the same way
-//! ([`platform_digest`]), not with the idempotency digest (which normalises decimals first).
+//! content it *received*, so the local side is the SM3 of exactly what was sent, recorded at issue
+//! (`invoices.platform_sm3`, the same as [`platform_digest`] of the stored content), not the
+//! idempotency digest (which normalises decimals first). A pass reads only the columns it
+//! compares, never the content itself.
 //!
 //! This module converts and delegates; the rules (what is drift, what repair is safe) are the
 //! reconciler's. Repairs are written to the store ([`StoreRepairs`]); a dry run ([`DryRun`])
@@ -23,7 +25,7 @@ use fapiao_reconciler::diff::{
 use fapiao_reconciler::pass::{Ledger, Listing, RepairOutcome, Repairs, SourceError, Window};
 
 use crate::platform::{RemoteState, RemoteSummary, TaxPlatform};
-use crate::store::{InvoiceState, RepairWrite, Store, StoredInvoice, UploadPhase};
+use crate::store::{AdoptedInvoice, InvoiceState, LedgerRow, RepairWrite, Store, UploadPhase};
 
 pub mod runner;
 pub mod schedule;
@@ -121,27 +123,21 @@ fn local_state(state: InvoiceState) -> LocalState {
 }
 
 /// One stored invoice as the comparison sees it.
-pub fn local_invoice(stored: &StoredInvoice, reconcile_attempts: u32) -> LocalInvoice {
-    let content = &stored.content;
+pub fn local_invoice(seller: &str, row: LedgerRow) -> LocalInvoice {
     LocalInvoice {
-        number: stored.number,
-        seller: stored.seller_tax_id.clone(),
-        request_id: stored.request_id.clone(),
-        issued_at: stored.issued_at,
-        colour: content.colour(),
-        state: local_state(stored.state),
-        state_since: stored.state_changed_at,
-        buyer_name: content.buyer.party.name.clone(),
-        buyer_tax_id: content
-            .buyer
-            .party
-            .tax_id
-            .as_ref()
-            .map(|id| id.as_str().to_owned()),
-        amount: content.totals.amount,
-        tax: content.totals.tax,
-        content_sm3: platform_digest(content),
-        reconcile_attempts,
+        number: row.number,
+        seller: seller.to_owned(),
+        request_id: row.request_id,
+        issued_at: row.issued_at,
+        colour: row.colour,
+        state: local_state(row.state),
+        state_since: row.state_changed_at,
+        buyer_name: row.buyer_name,
+        buyer_tax_id: row.buyer_tax_id,
+        amount: row.amount,
+        tax: row.tax,
+        content_sm3: row.platform_sm3,
+        reconcile_attempts: row.reconcile_attempts,
     }
 }
 
@@ -157,12 +153,12 @@ impl Ledger for StoreLedger {
     ) -> Result<Vec<LocalInvoice>, SourceError> {
         let rows = self
             .store
-            .issued_between(seller, window.from, window.to)
+            .ledger_rows(seller, window.from, window.to)
             .await
             .map_err(|e| SourceError(format!("{e:#}")))?;
         Ok(rows
-            .iter()
-            .map(|(stored, attempts)| local_invoice(stored, *attempts))
+            .into_iter()
+            .map(|row| local_invoice(seller, row))
             .collect())
     }
 
@@ -251,6 +247,9 @@ pub(crate) fn stored_state(state: LocalState) -> InvoiceState {
 pub struct StoreRepairs {
     pub store: Store,
     pub clock: crate::clock::SharedClock,
+    /// Where an invoice to adopt is fetched from; without it, adoption fails (and is retried
+    /// by the next pass that has one).
+    pub platform: Option<Arc<dyn TaxPlatform>>,
 }
 
 /// Who the events of repairs name.
@@ -259,10 +258,11 @@ pub const ACTOR: &str = "reconciler";
 impl StoreRepairs {
     async fn write_for(&self, drift: &Drift) -> anyhow::Result<Result<String, String>> {
         use fapiao_reconciler::diff::Repair;
+        if matches!(drift.repair, Repair::AdoptRemote) {
+            return self.adopt(drift).await;
+        }
         let Some(seen) = drift.local_state else {
-            return Ok(Err(
-                "adopting an invoice only the platform holds is not supported yet".to_owned(),
-            ));
+            return Ok(Err("only the platform holds this invoice".to_owned()));
         };
         let Some(stored) = self.store.get_invoice(&drift.number).await? else {
             return Ok(Err("the invoice is no longer in the store".to_owned()));
@@ -307,6 +307,43 @@ impl StoreRepairs {
             Ok(reason)
         } else {
             Err("the invoice changed since it was compared; the next pass looks again".to_owned())
+        })
+    }
+}
+
+impl StoreRepairs {
+    /// Fetch an invoice the platform issued for a request of ours and store it as it is there.
+    async fn adopt(&self, drift: &Drift) -> anyhow::Result<Result<String, String>> {
+        let Some(platform) = &self.platform else {
+            return Ok(Err("no platform to fetch the invoice from".to_owned()));
+        };
+        let seller = TaxpayerId::parse(&drift.seller)
+            .map_err(|e| anyhow::anyhow!("seller {}: {e}", drift.seller))?;
+        let remote = match platform.query_invoice(&seller, &drift.number).await {
+            Ok(Some(remote)) => remote,
+            Ok(None) => return Ok(Err("the platform no longer has it".to_owned())),
+            Err(error) => return Ok(Err(format!("fetching it from the platform: {error}"))),
+        };
+        let state = match remote.state {
+            RemoteState::Normal => InvoiceState::Recorded,
+            RemoteState::PartiallyReversed => InvoiceState::PartiallyReversed,
+            RemoteState::FullyReversed => InvoiceState::FullyReversed,
+        };
+        let reason = "issued by the platform for a request of ours: adopted".to_owned();
+        let adopted = AdoptedInvoice {
+            number: remote.number,
+            seller_tax_id: drift.seller.clone(),
+            issued_at: remote.issued_at,
+            state,
+            content_sm3: crate::issuance::content_digest(&remote.content),
+            content: remote.content,
+            reason: format!("reconciler: {reason}"),
+        };
+        let now = crate::clock::Clock::now(self.clock.as_ref());
+        Ok(if self.store.adopt_invoice(&adopted, now, ACTOR).await? {
+            Ok(reason)
+        } else {
+            Err("its number or request id is already in the store".to_owned())
         })
     }
 }

@@ -89,6 +89,7 @@ impl Passes {
             let repairs = StoreRepairs {
                 store: self.store.clone(),
                 clock: self.clock.clone(),
+                platform: Some(self.platform.clone()),
             };
             fapiao_reconciler::pass::reconcile(
                 window, &ledger, &listing, &repairs, &settings, started, progress,

@@ -53,8 +53,8 @@ enum Slot {
 
 const INSERT_COLUMNS: &str = "invoice_number, seller_tax_id, request_id, content_sm3, kind, \
      colour, state, buyer_tax_id, buyer_name, amount, tax, total, issued_at, state_changed_at, \
-     content, blue_invoice_number, upload_phase, next_attempt_at, archive_due_at";
-const INSERT_COLUMN_COUNT: usize = 19;
+     content, platform_sm3, blue_invoice_number, upload_phase, next_attempt_at, archive_due_at";
+const INSERT_COLUMN_COUNT: usize = 20;
 
 impl Store {
     /// Issue `items` in one transaction. Each item gets its own outcome; an error means nothing of
@@ -441,7 +441,10 @@ fn bind_row(
         .map_err(|e| anyhow::anyhow!("binding: {e}"))?;
     args.add(micros(row.state_changed_at))
         .map_err(|e| anyhow::anyhow!("binding: {e}"))?;
-    add(args, Some(serde_json::to_string(c)?))?;
+    let json = serde_json::to_string(c)?;
+    let sent_digest = crate::platform::protocol::sm3_hex(json.as_bytes());
+    add(args, Some(json))?;
+    add(args, Some(sent_digest))?;
     add(args, c.red.as_ref().map(|r| r.blue_number.to_string()))?;
     add(args, Some(super::UploadPhase::Send.as_str().to_owned()))?;
     // Uploading and archiving are both due at once.

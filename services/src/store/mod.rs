@@ -31,8 +31,8 @@ pub use issue::{IssueItem, IssueOutcome};
 pub use outcomes::OutcomeCount;
 pub use read::{InvoiceFilter, StoredEvent};
 pub use reconcile::{
-    DriftFilter, DriftWrite, RepairWrite, ResolveRefused, RunFilter, RunRequest, RunTotals,
-    StoredDrift, StoredRun,
+    AdoptedInvoice, DriftFilter, DriftWrite, LedgerRow, RepairWrite, ResolveRefused, RunFilter,
+    RunRequest, RunTotals, StoredDrift, StoredRun,
 };
 pub use supply::{PendingDownload, SupplyStatus};
 pub use upload::{AttemptNote, DueUpload, UploadPhase, UploadUpdate};

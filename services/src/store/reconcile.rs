@@ -5,12 +5,13 @@ use std::collections::HashSet;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt as _;
 use sqlx::Row;
 use sqlx::any::AnyArguments;
 
 use super::read::{NewEvent, insert_events};
 use super::upload::UploadPhase;
-use super::{INVOICE_COLUMNS, InvoiceState, Store, StoredInvoice, decode_invoice, micros};
+use super::{InvoiceState, Store, micros};
 use fapiao_invoice::model::Colour;
 use fapiao_invoice::number::InvoiceNumber;
 
@@ -35,38 +36,42 @@ pub struct RepairWrite {
 }
 
 impl Store {
-    /// The seller's invoices issued in `[from, to)`, with the re-uploads the reconciler has made
-    /// for each, in issue order.
-    pub async fn issued_between(
+    /// The seller's invoices issued in `[from, to)` as a pass compares them, in issue order:
+    /// only the columns the comparison needs, so a pass over a busy day neither reads nor decodes
+    /// every invoice's content (only rows issued before `platform_sm3` existed carry theirs).
+    pub async fn ledger_rows(
         &self,
         seller: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> anyhow::Result<Vec<(StoredInvoice, u32)>> {
-        let sql = format!(
-            "SELECT {INVOICE_COLUMNS}, reconcile_attempts FROM invoices \
+    ) -> anyhow::Result<Vec<LedgerRow>> {
+        let mut rows = sqlx::query(
+            "SELECT invoice_number, request_id, colour, state, issued_at, state_changed_at, \
+             buyer_name, buyer_tax_id, amount, tax, platform_sm3, reconcile_attempts, \
+             CASE WHEN platform_sm3 IS NULL THEN content END AS old_content FROM invoices \
              WHERE seller_tax_id = $1 AND issued_at >= $2 AND issued_at < $3 \
-             ORDER BY issued_at, invoice_number"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(seller.to_owned())
-            .bind(micros(from))
-            .bind(micros(to))
-            .fetch_all(&self.read)
+             ORDER BY issued_at, invoice_number",
+        )
+        .bind(seller.to_owned())
+        .bind(micros(from))
+        .bind(micros(to))
+        .fetch(&self.read);
+        // Decoded as they arrive: a busy day's raw rows are never all held at once.
+        let mut decoded = Vec::new();
+        while let Some(row) = rows
+            .try_next()
             .await
-            .context("reading a seller's invoices of a window")?;
-        rows.iter()
-            .map(|row| {
-                let attempts: i64 = row.try_get("reconcile_attempts")?;
-                Ok((
-                    decode_invoice(row)?,
-                    u32::try_from(attempts).unwrap_or(u32::MAX),
-                ))
-            })
-            .collect()
+            .context("reading a seller's invoices of a window")?
+        {
+            decoded.push(decode_ledger_row(&row)?);
+        }
+        Ok(decoded)
     }
 
-    /// Which of `request_ids` the seller has invoices under.
+    /// Which of `request_ids` are requests of the seller's that make the platform issue an
+    /// invoice on its own ([`Store::remember_platform_request`]). A request id of an invoice we
+    /// issued ourselves is not among them: the platform listing it under another number is
+    /// alerted, never adopted.
     pub async fn known_request_ids(
         &self,
         seller: &str,
@@ -75,7 +80,8 @@ impl Store {
         let mut known = HashSet::new();
         for chunk in request_ids.chunks(500) {
             let sql = format!(
-                "SELECT request_id FROM invoices WHERE seller_tax_id = $1 AND request_id IN ({})",
+                "SELECT request_id FROM platform_requests WHERE seller_tax_id = $1 \
+                 AND request_id IN ({})",
                 super::placeholders(2, chunk.len())
             );
             let mut args = AnyArguments::default();
@@ -94,6 +100,94 @@ impl Store {
             }
         }
         Ok(known)
+    }
+
+    /// Remember a request that makes the platform issue an invoice on its own, so that
+    /// reconciliation adopts that invoice. Remembering it twice is harmless.
+    pub async fn remember_platform_request(
+        &self,
+        seller: &str,
+        request_id: &str,
+        kind: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO platform_requests (seller_tax_id, request_id, kind, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (seller_tax_id, request_id) DO NOTHING",
+        )
+        .bind(seller.to_owned())
+        .bind(request_id.to_owned())
+        .bind(kind.to_owned())
+        .bind(micros(now))
+        .execute(&self.write)
+        .await
+        .context("remembering a platform request")?;
+        Ok(())
+    }
+
+    /// Store an invoice the platform issued for us, as the platform has it, with an event by
+    /// `actor`; its layout files are due at once, and there is nothing to upload. `false` when
+    /// its number or request id is already in the store (nothing written).
+    pub async fn adopt_invoice(
+        &self,
+        adopted: &AdoptedInvoice,
+        now: DateTime<Utc>,
+        actor: &str,
+    ) -> anyhow::Result<bool> {
+        let c = &adopted.content;
+        let json = serde_json::to_string(c)?;
+        let mut tx = self.write.begin().await.context("starting an adoption")?;
+        let inserted = sqlx::query(
+            "INSERT INTO invoices (invoice_number, seller_tax_id, request_id, content_sm3, kind, \
+             colour, state, buyer_tax_id, buyer_name, amount, tax, total, issued_at, \
+             state_changed_at, content, platform_sm3, blue_invoice_number, archive_due_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18) ON CONFLICT DO NOTHING",
+        )
+        .bind(adopted.number.to_string())
+        .bind(adopted.seller_tax_id.clone())
+        .bind(c.request_id.clone())
+        .bind(adopted.content_sm3.clone())
+        .bind(super::kind_text(c.kind).to_owned())
+        .bind(super::colour_text(c.colour()).to_owned())
+        .bind(adopted.state.as_str().to_owned())
+        .bind(c.buyer.party.tax_id.as_ref().map(|t| t.as_str().to_owned()))
+        .bind(c.buyer.party.name.clone())
+        .bind(c.totals.amount.to_string())
+        .bind(c.totals.tax.to_string())
+        .bind(c.totals.total.to_string())
+        .bind(micros(adopted.issued_at))
+        .bind(micros(now))
+        .bind(json.clone())
+        .bind(crate::platform::protocol::sm3_hex(json.as_bytes()))
+        .bind(c.red.as_ref().map(|r| r.blue_number.to_string()))
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await
+        .context("adopting an invoice")?;
+        if inserted.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.lock_event_order(&mut tx).await?;
+        insert_events(
+            &mut tx,
+            &[NewEvent {
+                invoice_number: adopted.number.to_string(),
+                seller_tax_id: adopted.seller_tax_id.clone(),
+                request_id: c.request_id.clone(),
+                colour: c.colour(),
+                state: adopted.state,
+                previous_state: None,
+                at: now,
+                reason: adopted.reason.clone(),
+                actor: actor.to_owned(),
+                platform_code: None,
+                platform_message: None,
+            }],
+        )
+        .await?;
+        tx.commit().await.context("committing an adoption")?;
+        Ok(true)
     }
 
     /// Apply one repair with its event, if the invoice is still as compared; `false` when it
@@ -190,6 +284,80 @@ pub enum ResolveRefused {
     NotFound,
     /// It is already repaired or resolved; the stored drift is returned.
     AlreadyClosed(Box<StoredDrift>),
+}
+
+/// An invoice the platform issued for us, to be stored as it is there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdoptedInvoice {
+    pub number: InvoiceNumber,
+    pub seller_tax_id: String,
+    pub issued_at: DateTime<Utc>,
+    /// The platform's state, as ours.
+    pub state: InvoiceState,
+    pub content: fapiao_invoice::model::InvoiceContent,
+    /// The idempotency digest of the content.
+    pub content_sm3: String,
+    /// Why, for the event.
+    pub reason: String,
+}
+
+/// One invoice as a reconciliation pass compares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub number: InvoiceNumber,
+    pub request_id: String,
+    pub colour: Colour,
+    pub state: InvoiceState,
+    pub issued_at: DateTime<Utc>,
+    pub state_changed_at: DateTime<Utc>,
+    pub buyer_name: String,
+    pub buyer_tax_id: Option<String>,
+    pub amount: rust_decimal::Decimal,
+    pub tax: rust_decimal::Decimal,
+    /// SM3 of the content as sent to the platform.
+    pub platform_sm3: String,
+    /// Re-uploads the reconciler has made.
+    pub reconcile_attempts: u32,
+}
+
+fn decode_ledger_row(row: &sqlx::any::AnyRow) -> anyhow::Result<LedgerRow> {
+    let number: String = row.try_get("invoice_number")?;
+    let decimal = |name: &str| -> anyhow::Result<rust_decimal::Decimal> {
+        let text: String = row.try_get(name)?;
+        text.parse()
+            .with_context(|| format!("{name} of invoice {number} in the store"))
+    };
+    let platform_sm3 = match row.try_get::<Option<String>, _>("platform_sm3")? {
+        Some(digest) => digest,
+        None => {
+            let content: String = row
+                .try_get::<Option<String>, _>("old_content")?
+                .unwrap_or_default();
+            // The same bytes the writer would have sent: the canonical JSON of the content.
+            let parsed: fapiao_invoice::model::InvoiceContent = serde_json::from_str(&content)
+                .with_context(|| format!("content of invoice {number} in the store"))?;
+            crate::platform::protocol::sm3_hex(&serde_json::to_vec(&parsed)?)
+        }
+    };
+    let state: String = row.try_get("state")?;
+    let colour: String = row.try_get("colour")?;
+    let attempts: i64 = row.try_get("reconcile_attempts")?;
+    Ok(LedgerRow {
+        number: number
+            .parse()
+            .with_context(|| format!("invoice number {number:?} in the store"))?,
+        request_id: row.try_get("request_id")?,
+        colour: super::parse_colour(&colour)?,
+        state: state.parse()?,
+        issued_at: super::from_micros(row.try_get("issued_at")?),
+        state_changed_at: super::from_micros(row.try_get("state_changed_at")?),
+        buyer_name: row.try_get("buyer_name")?,
+        buyer_tax_id: row.try_get("buyer_tax_id")?,
+        amount: decimal("amount")?,
+        tax: decimal("tax")?,
+        platform_sm3,
+        reconcile_attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+    })
 }
 
 /// A reconciliation pass as stored.

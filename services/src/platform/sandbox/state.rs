@@ -284,10 +284,21 @@ impl State {
         {
             blue.reversed -= record.content.totals.total;
         }
-        self.by_day
+        // Kept sorted as it grows (numbers mostly arrive in order, so this is nearly always a
+        // push), so a page is a slice and listing a busy day stays linear.
+        let day = self
+            .by_day
             .entry((record.seller.clone(), china_day(record.issued_at)))
-            .or_default()
-            .push(number);
+            .or_default();
+        match day.last() {
+            Some(last) if *last > number => {
+                if let Err(at) = day.binary_search(&number) {
+                    day.insert(at, number);
+                }
+            }
+            Some(last) if *last == number => {}
+            _ => day.push(number),
+        }
         self.invoices.insert(number, record);
     }
 
@@ -493,11 +504,9 @@ impl State {
         page: u32,
         page_size: u32,
     ) -> (Vec<(InvoiceNumber, &Record)>, Option<u32>) {
-        let Some(numbers) = self.by_day.get(&(seller.clone(), day)) else {
+        let Some(sorted) = self.by_day.get(&(seller.clone(), day)) else {
             return (Vec::new(), None);
         };
-        let mut sorted = numbers.clone();
-        sorted.sort_unstable();
         let size = usize::try_from(page_size).unwrap_or(usize::MAX);
         let start = usize::try_from(page)
             .unwrap_or(usize::MAX)
