@@ -159,12 +159,17 @@ fn reason_of(status: &tonic::Status) -> Vec<(String, String)> {
 
 async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) {
     let url = db.url.clone();
-    let app = spawn_app_on(db, quick()).await.unwrap();
+    let mut config = quick();
+    // An upload that has not settled is stuck at once (the planted one is parked).
+    config.reconcile.stuck_after = Duration::ZERO;
+    let app = spawn_app_on(db, config).await.unwrap();
 
-    // The platform answers the first upload "recorded" and then drops it.
+    // The platform answers the first two uploads "recorded" and then drops them.
     set_faults(&app, json!({"dropped_record_rate": "100%"})).await;
     let lost = app.issue_sample("ops-lost", "100").await;
+    let stuck = app.issue_sample("ops-stuck", "150").await;
     recorded(&app, &lost).await;
+    recorded(&app, &stuck).await;
     set_faults(&app, json!({})).await;
     let behind = app.issue_sample("ops-behind", "200").await;
     let changed = app.issue_sample("ops-changed", "300").await;
@@ -172,8 +177,17 @@ async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) 
     for number in [&behind, &changed, &fine] {
         recorded(&app, number).await;
     }
-    // Locally, one invoice never heard back and another's buyer name changed.
+    // Locally, one invoice never heard back, another's buyer name changed, and one is parked as
+    // uploading (the worker gave up on it).
     let pool = database(&url).await;
+    sqlx::query(
+        "UPDATE invoices SET state = 'UPLOADING', upload_phase = NULL, next_attempt_at = NULL \
+         WHERE invoice_number = $1",
+    )
+    .bind(stuck.clone())
+    .execute(&pool)
+    .await
+    .unwrap();
     sqlx::query("UPDATE invoices SET state = 'ISSUED' WHERE invoice_number = $1")
         .bind(behind.clone())
         .execute(&pool)
@@ -190,15 +204,44 @@ async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) 
 
     let first = pass(&app, "after the platform incident").await;
     assert_eq!(first.status(), v1::RunStatus::Succeeded, "{first:?}");
-    assert_eq!(first.invoices_compared, 4);
+    assert_eq!(first.invoices_compared, 5);
     assert_eq!(found(&first, v1::DriftKind::MissingOnPlatform), 1);
+    assert_eq!(found(&first, v1::DriftKind::Stuck), 1);
     assert_eq!(found(&first, v1::DriftKind::StatusMismatch), 1);
     assert_eq!(found(&first, v1::DriftKind::ContentMismatch), 1);
-    assert_eq!(first.repairs_attempted, 2, "{first:?}");
-    assert_eq!(first.repairs_succeeded, 2, "{first:?}");
-    // The re-upload reaches the platform; the adopted state is written.
+    assert_eq!(first.repairs_attempted, 3, "{first:?}");
+    assert_eq!(first.repairs_succeeded, 3, "{first:?}");
+    // The re-upload reaches the platform, the stuck one is asked about and sent again, the
+    // adopted state is written.
     recorded(&app, &lost).await;
+    recorded(&app, &stuck).await;
     recorded(&app, &behind).await;
+    // The changed content is a critical drift, and so a critical alert.
+    let critical: Vec<String> =
+        sqlx::query_scalar("SELECT class FROM drifts WHERE urgency = 'critical'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(critical, ["content_mismatch"]);
+    let alerting = fapiao_services::alerting::Alerting::new(
+        fapiao_services::store::Store::connect(&fapiao_services::store::StoreOptions {
+            url: url.clone(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap(),
+        std::sync::Arc::new(fapiao_services::clock::SystemClock),
+        &fapiao_services::alerting::AlertConfig::default(),
+    )
+    .unwrap();
+    let alerts = alerting.evaluate(Utc::now()).await.unwrap().alerts;
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.name == "FapiaoOpenCriticalDrifts" && a.description.contains("1 critical")),
+        "{alerts:?}"
+    );
 
     let open = drifts(&app, v1::DriftStatus::Unspecified).await;
     let mut kinds: Vec<(String, v1::DriftKind)> = open
@@ -208,6 +251,7 @@ async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) 
     kinds.sort();
     let mut expected = vec![
         (lost.clone(), v1::DriftKind::MissingOnPlatform),
+        (stuck.clone(), v1::DriftKind::Stuck),
         (behind.clone(), v1::DriftKind::StatusMismatch),
         (changed.clone(), v1::DriftKind::ContentMismatch),
     ];
@@ -238,7 +282,7 @@ async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) 
     assert_eq!(content.kind(), v1::DriftKind::ContentMismatch);
     assert_eq!(content.invoice_number, changed);
     let repaired = drifts(&app, v1::DriftStatus::Repaired).await;
-    assert_eq!(repaired.len(), 2);
+    assert_eq!(repaired.len(), 3);
     assert!(
         repaired
             .iter()
