@@ -279,6 +279,30 @@ async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) 
     let open = drifts(&app, v1::DriftStatus::Open).await;
     assert_eq!(open.len(), 1);
     let content = open[0].clone();
+    let of_first = app
+        .ops()
+        .list_drifts(v1::ListDriftsRequest {
+            status: v1::DriftStatus::Repaired as i32,
+            run_id: first.run_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .drifts;
+    assert_eq!(of_first.len(), 3, "the repaired drifts the first run found");
+    let by_run = app
+        .ops()
+        .list_drifts(v1::ListDriftsRequest {
+            run_id: second.run_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .drifts;
+    assert_eq!(by_run.len(), 1, "found again by the second run: {by_run:?}");
+    assert_eq!(by_run[0].drift_id, content.drift_id);
     assert_eq!(content.kind(), v1::DriftKind::ContentMismatch);
     assert_eq!(content.invoice_number, changed);
     let repaired = drifts(&app, v1::DriftStatus::Repaired).await;

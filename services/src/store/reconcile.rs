@@ -890,28 +890,18 @@ impl Store {
         before: Option<i64>,
         limit: u32,
     ) -> anyhow::Result<Vec<StoredRun>> {
-        let mut sql = format!("SELECT {RUN_COLUMNS} FROM reconcile_runs WHERE id < $1");
-        let mut args = AnyArguments::default();
-        let err = |e| anyhow::anyhow!("binding a run filter: {e}");
-        sqlx::Arguments::add(&mut args, before.unwrap_or(i64::MAX)).map_err(err)?;
-        let mut next = 2;
+        let mut query = Conditions::new(format!("SELECT {RUN_COLUMNS} FROM reconcile_runs"));
+        query.and("id < {}", before.unwrap_or(i64::MAX))?;
         if let Some(status) = &filter.status {
-            sql.push_str(&format!(" AND status = ${next}"));
-            sqlx::Arguments::add(&mut args, status.clone()).map_err(err)?;
-            next += 1;
+            query.and("status = {}", status.clone())?;
         }
         if let Some(from) = filter.started_from {
-            sql.push_str(&format!(" AND started_at >= ${next}"));
-            sqlx::Arguments::add(&mut args, micros(from)).map_err(err)?;
-            next += 1;
+            query.and("started_at >= {}", micros(from))?;
         }
         if let Some(to) = filter.started_to {
-            sql.push_str(&format!(" AND started_at < ${next}"));
-            sqlx::Arguments::add(&mut args, micros(to)).map_err(err)?;
-            next += 1;
+            query.and("started_at < {}", micros(to))?;
         }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${next}"));
-        sqlx::Arguments::add(&mut args, i64::from(limit)).map_err(err)?;
+        let (sql, args) = query.newest_first(limit)?;
         let rows = sqlx::query_with(&sql, args)
             .fetch_all(&self.read)
             .await
@@ -921,13 +911,7 @@ impl Store {
 
     /// One drift.
     pub async fn get_drift(&self, drift: i64) -> anyhow::Result<Option<StoredDrift>> {
-        let sql = format!("SELECT {DRIFT_COLUMNS} FROM drifts WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(drift)
-            .fetch_optional(&self.read)
-            .await
-            .context("reading a drift")?;
-        row.as_ref().map(decode_drift).transpose()
+        drift_on(&self.read, drift).await
     }
 
     /// Drifts matching `filter` with an id below `before` (the page cursor), newest first.
@@ -937,36 +921,19 @@ impl Store {
         before: Option<i64>,
         limit: u32,
     ) -> anyhow::Result<Vec<StoredDrift>> {
-        let mut sql = format!("SELECT {DRIFT_COLUMNS} FROM drifts WHERE status = $1 AND id < $2");
-        let mut args = AnyArguments::default();
-        let err = |e| anyhow::anyhow!("binding a drift filter: {e}");
-        sqlx::Arguments::add(&mut args, filter.status.clone()).map_err(err)?;
-        sqlx::Arguments::add(&mut args, before.unwrap_or(i64::MAX)).map_err(err)?;
-        let mut next = 3;
+        let mut query = Conditions::new(format!("SELECT {DRIFT_COLUMNS} FROM drifts"));
+        query.and("status = {}", filter.status.clone())?;
+        query.and("id < {}", before.unwrap_or(i64::MAX))?;
         if !filter.classes.is_empty() {
-            sql.push_str(&format!(
-                " AND class IN ({})",
-                super::placeholders(next, filter.classes.len())
-            ));
-            for class in &filter.classes {
-                sqlx::Arguments::add(&mut args, class.clone()).map_err(err)?;
-            }
-            next += filter.classes.len();
+            query.and_in("class", &filter.classes)?;
         }
         if let Some(seller) = &filter.seller {
-            sql.push_str(&format!(" AND seller_tax_id = ${next}"));
-            sqlx::Arguments::add(&mut args, seller.clone()).map_err(err)?;
-            next += 1;
+            query.and("seller_tax_id = {}", seller.clone())?;
         }
         if let Some(run) = filter.run {
-            sql.push_str(&format!(
-                " AND (first_run_id = ${next} OR last_run_id = ${next})"
-            ));
-            sqlx::Arguments::add(&mut args, run).map_err(err)?;
-            next += 1;
+            query.and("(first_run_id = {} OR last_run_id = {})", run)?;
         }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${next}"));
-        sqlx::Arguments::add(&mut args, i64::from(limit)).map_err(err)?;
+        let (sql, args) = query.newest_first(limit)?;
         let rows = sqlx::query_with(&sql, args)
             .fetch_all(&self.read)
             .await
@@ -993,7 +960,8 @@ impl Store {
         .execute(&self.write)
         .await
         .context("resolving a drift")?;
-        let Some(stored) = self.get_drift_written(drift).await? else {
+        // Read on the write pool, so it reflects the write just made.
+        let Some(stored) = drift_on(&self.write, drift).await? else {
             return Ok(Err(ResolveRefused::NotFound));
         };
         Ok(if updated.rows_affected() == 1 {
@@ -1001,17 +969,6 @@ impl Store {
         } else {
             Err(ResolveRefused::AlreadyClosed(Box::new(stored)))
         })
-    }
-
-    /// A drift read on the write pool, so it reflects a write just made.
-    async fn get_drift_written(&self, drift: i64) -> anyhow::Result<Option<StoredDrift>> {
-        let sql = format!("SELECT {DRIFT_COLUMNS} FROM drifts WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(drift)
-            .fetch_optional(&self.write)
-            .await
-            .context("reading a drift")?;
-        row.as_ref().map(decode_drift).transpose()
     }
 
     /// Open drifts counted by class and urgency.
@@ -1033,5 +990,78 @@ impl Store {
                 ))
             })
             .collect()
+    }
+}
+
+/// One drift, read on `pool`.
+async fn drift_on(pool: &sqlx::AnyPool, drift: i64) -> anyhow::Result<Option<StoredDrift>> {
+    let sql = format!("SELECT {DRIFT_COLUMNS} FROM drifts WHERE id = $1");
+    let row = sqlx::query(&sql)
+        .bind(drift)
+        .fetch_optional(pool)
+        .await
+        .context("reading a drift")?;
+    row.as_ref().map(decode_drift).transpose()
+}
+
+/// A listing's `WHERE` clause, built one condition at a time with numbered parameters.
+struct Conditions {
+    sql: String,
+    args: AnyArguments<'static>,
+    next: usize,
+    any: bool,
+}
+
+impl Conditions {
+    fn new(select: String) -> Self {
+        Self {
+            sql: select,
+            args: AnyArguments::default(),
+            next: 1,
+            any: false,
+        }
+    }
+
+    fn keyword(&mut self) {
+        self.sql
+            .push_str(if self.any { " AND " } else { " WHERE " });
+        self.any = true;
+    }
+
+    /// Add `condition`, whose every `{}` stands for `value`.
+    fn and<T>(&mut self, condition: &str, value: T) -> anyhow::Result<()>
+    where
+        T: 'static + sqlx::Encode<'static, sqlx::Any> + sqlx::Type<sqlx::Any> + Send,
+    {
+        self.keyword();
+        self.sql
+            .push_str(&condition.replace("{}", &format!("${}", self.next)));
+        self.next += 1;
+        sqlx::Arguments::add(&mut self.args, value)
+            .map_err(|e| anyhow::anyhow!("binding a listing filter: {e}"))
+    }
+
+    /// Add `column IN (values…)`.
+    fn and_in(&mut self, column: &str, values: &[String]) -> anyhow::Result<()> {
+        self.keyword();
+        self.sql.push_str(&format!(
+            "{column} IN ({})",
+            super::placeholders(self.next, values.len())
+        ));
+        self.next += values.len();
+        for value in values {
+            sqlx::Arguments::add(&mut self.args, value.clone())
+                .map_err(|e| anyhow::anyhow!("binding a listing filter: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The statement, newest (highest id) first, at most `limit` rows.
+    fn newest_first(mut self, limit: u32) -> anyhow::Result<(String, AnyArguments<'static>)> {
+        self.sql
+            .push_str(&format!(" ORDER BY id DESC LIMIT ${}", self.next));
+        sqlx::Arguments::add(&mut self.args, i64::from(limit))
+            .map_err(|e| anyhow::anyhow!("binding a listing limit: {e}"))?;
+        Ok((self.sql, self.args))
     }
 }
