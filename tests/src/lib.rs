@@ -72,6 +72,8 @@ pub struct TestApp {
     pub channel: Channel,
     /// Base URL of the in-process sandbox platform (its admin API is under `/admin/`).
     pub sandbox_url: Option<String>,
+    /// The server's `/metrics` URL.
+    pub metrics_url: Option<String>,
     /// The database (and temporary folder) the server uses; dropped after the server.
     database: Option<db::TestDatabase>,
     stop: Option<oneshot::Sender<()>>,
@@ -245,6 +247,7 @@ pub async fn spawn_app_on(
     }
     let app = App::start(&config).await?;
     let sandbox_url = app.sandbox_address.map(|a| format!("http://{a}"));
+    let metrics_url = app.metrics_address.map(|a| format!("http://{a}/metrics"));
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
@@ -258,6 +261,7 @@ pub async fn spawn_app_on(
         address,
         channel,
         sandbox_url,
+        metrics_url,
         database: Some(database),
         stop: Some(stop),
         task: Some(task),

@@ -313,6 +313,47 @@ async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) 
             .all(|d| d.closed_by == "system:reconciler" && d.closed_at.is_some())
     );
 
+    // The server exports what happened.
+    let metrics = reqwest::get(app.metrics_url.clone().unwrap())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} is not exported:\n{metrics}"))
+    };
+    let seller = fapiao_tests::sample::DEMO_SELLER;
+    assert_eq!(
+        value(&format!(
+            "fapiao_invoices_issued_total{{seller=\"{seller}\"}}"
+        )),
+        5.0
+    );
+    assert!(
+        value(&format!(
+            "fapiao_invoices_recorded_total{{seller=\"{seller}\"}}"
+        )) >= 5.0
+    );
+    assert_eq!(
+        value("fapiao_reconcile_passes_total{outcome=\"succeeded\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("fapiao_drifts_found_total{class=\"content_mismatch\"}"),
+        2.0
+    );
+    assert_eq!(value("fapiao_drifts_found_total{class=\"stuck\"}"), 1.0);
+    assert_eq!(
+        value("fapiao_drifts_open{class=\"content_mismatch\",urgency=\"critical\"}"),
+        1.0
+    );
+    assert!(value("fapiao_reconcile_last_success_timestamp_seconds") > 0.0);
+    assert!(value("fapiao_issue_duration_seconds_count") >= 5.0);
+
     // Resolving by hand needs a reason, works once, and names the operator.
     let mut ops = app.ops();
     let refused = ops
