@@ -771,3 +771,17 @@ async fn invoices_only_the_platform_holds_are_adopted_when_ours_and_alerted_othe
     assert_eq!(repaired[0].invoice_number, adopted);
     app.shutdown().await.unwrap();
 }
+
+/// A schedule that is not a cron expression with seconds stops the start with the key named.
+#[tokio::test]
+async fn a_bad_schedule_stops_the_start() {
+    let mut config = quick();
+    config.reconcile.schedule = true;
+    config.reconcile.recent = "every five minutes".into();
+    let error = spawn_app_on(db::sqlite(), config).await.unwrap_err();
+    let text = format!("{error:#}");
+    assert!(
+        text.contains("reconcile.recent") && text.contains("every five minutes"),
+        "{text}"
+    );
+}
