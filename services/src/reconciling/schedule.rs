@@ -86,20 +86,21 @@ impl Reconciler {
         &self.passes.sellers
     }
 
-    /// Store the request as a queued run and hand it to the worker; returns the run as it is
-    /// right after (`queued`, or `running` if the worker already started it).
+    /// Store the request as a queued run and hand it to the worker; returns the run as it was
+    /// accepted (`queued`). A small window may be compared before the caller reads the answer:
+    /// callers follow the run by its id.
     pub async fn request(&self, request: &RunRequest) -> anyhow::Result<StoredRun> {
         let store = &self.passes.store;
         let run = store.queue_run(request, self.passes.now()).await?;
+        let queued = store
+            .get_run(run)
+            .await?
+            .context("the queued run disappeared")?;
         self.jobs
             .send(Job::Queued(run))
             .await
             .context("the reconciliation worker has stopped")?;
-        tokio::task::yield_now().await;
-        store
-            .get_run(run)
-            .await?
-            .context("the queued run disappeared")
+        Ok(queued)
     }
 }
 
