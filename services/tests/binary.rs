@@ -672,14 +672,11 @@ async fn one_pass_at_a_time_across_processes_on_one_postgres() {
             .unwrap()
     };
     let runs = || async {
-        let runs: Vec<i64> = store
-            .recent_runs(10)
+        store
+            .list_runs(&fapiao_services::store::RunFilter::default(), None, 10)
             .await
             .unwrap()
-            .iter()
-            .map(|r| r.id)
-            .collect();
-        runs.len()
+            .len()
     };
 
     // This process holds the lease, as another replica's pass would.

@@ -842,36 +842,6 @@ impl Store {
         Ok(())
     }
 
-    /// The newest runs first.
-    pub async fn recent_runs(&self, limit: u32) -> anyhow::Result<Vec<StoredRun>> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM reconcile_runs ORDER BY id DESC LIMIT $1");
-        let rows = sqlx::query(&sql)
-            .bind(i64::from(limit))
-            .fetch_all(&self.read)
-            .await
-            .context("reading runs")?;
-        rows.iter().map(decode_run).collect()
-    }
-
-    /// Drifts with `status`, oldest first.
-    pub async fn drifts_with_status(
-        &self,
-        status: &str,
-        limit: u32,
-    ) -> anyhow::Result<Vec<StoredDrift>> {
-        let sql =
-            format!("SELECT {DRIFT_COLUMNS} FROM drifts WHERE status = $1 ORDER BY id LIMIT $2");
-        let rows = sqlx::query(&sql)
-            .bind(status.to_owned())
-            .bind(i64::from(limit))
-            .fetch_all(&self.read)
-            .await
-            .context("reading drifts")?;
-        rows.iter().map(decode_drift).collect()
-    }
-}
-
-impl Store {
     /// One run.
     pub async fn get_run(&self, run: i64) -> anyhow::Result<Option<StoredRun>> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM reconcile_runs WHERE id = $1");
