@@ -693,6 +693,12 @@ pub fn sm3_hex(bytes: &[u8]) -> String {
     hex(&Sm3::digest(bytes))
 }
 
+/// SM3 of an invoice's content as the platform hashes what it receives: its canonical JSON, the
+/// bytes `fpnr` carries. The platform lists it for every invoice; the service records it at issue.
+pub fn platform_digest(content: &fapiao_invoice::model::InvoiceContent) -> String {
+    sm3_hex(&serde_json::to_vec(content).unwrap_or_default())
+}
+
 /// The business messages carried inside sealed bodies, service by service.
 ///
 /// A request is `POST /access/v2/invoke/{nlbm}/{fwbm}` ([`invoke_path`]) with the headers `nlbm`

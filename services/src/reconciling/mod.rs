@@ -17,7 +17,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use fapiao_invoice::model::InvoiceContent;
 use fapiao_invoice::taxpayer::TaxpayerId;
 use fapiao_reconciler::diff::{
     Drift, LocalInvoice, LocalState, PlatformInvoice, PlatformState, Settings,
@@ -98,11 +97,7 @@ impl ReconcileConfig {
 /// Rows asked for per listing page.
 const PAGE_SIZE: u32 = 1000;
 
-/// SM3 of the content as the platform hashes what it receives: its canonical JSON.
-pub fn platform_digest(content: &InvoiceContent) -> String {
-    let json = serde_json::to_vec(content).unwrap_or_default();
-    crate::platform::protocol::sm3_hex(&json)
-}
+pub use crate::platform::protocol::platform_digest;
 
 /// The store as the reconciler's ledger, over the given sellers.
 #[derive(Debug, Clone)]

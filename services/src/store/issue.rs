@@ -442,6 +442,7 @@ fn bind_row(
     args.add(micros(row.state_changed_at))
         .map_err(|e| anyhow::anyhow!("binding: {e}"))?;
     let json = serde_json::to_string(c)?;
+    // The platform digest, from the JSON already made for the content column.
     let sent_digest = crate::platform::protocol::sm3_hex(json.as_bytes());
     add(args, Some(json))?;
     add(args, Some(sent_digest))?;

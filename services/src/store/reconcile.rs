@@ -136,6 +136,8 @@ impl Store {
     ) -> anyhow::Result<bool> {
         let c = &adopted.content;
         let json = serde_json::to_string(c)?;
+        // The platform digest, from the JSON already made for the content column.
+        let sent_digest = crate::platform::protocol::sm3_hex(json.as_bytes());
         let mut tx = self.write.begin().await.context("starting an adoption")?;
         let inserted = sqlx::query(
             "INSERT INTO invoices (invoice_number, seller_tax_id, request_id, content_sm3, kind, \
@@ -158,8 +160,8 @@ impl Store {
         .bind(c.totals.total.to_string())
         .bind(micros(adopted.issued_at))
         .bind(micros(now))
-        .bind(json.clone())
-        .bind(crate::platform::protocol::sm3_hex(json.as_bytes()))
+        .bind(json)
+        .bind(sent_digest)
         .bind(c.red.as_ref().map(|r| r.blue_number.to_string()))
         .bind(micros(now))
         .execute(&mut *tx)
@@ -333,10 +335,9 @@ fn decode_ledger_row(row: &sqlx::any::AnyRow) -> anyhow::Result<LedgerRow> {
             let content: String = row
                 .try_get::<Option<String>, _>("old_content")?
                 .unwrap_or_default();
-            // The same bytes the writer would have sent: the canonical JSON of the content.
             let parsed: fapiao_invoice::model::InvoiceContent = serde_json::from_str(&content)
                 .with_context(|| format!("content of invoice {number} in the store"))?;
-            crate::platform::protocol::sm3_hex(&serde_json::to_vec(&parsed)?)
+            crate::platform::protocol::platform_digest(&parsed)
         }
     };
     let state: String = row.try_get("state")?;

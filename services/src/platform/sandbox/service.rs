@@ -16,7 +16,7 @@ use super::faults::Plan;
 use super::state::{Event, Grant, Judgement, Prepared, Record, UploadView};
 use super::stats::Stats;
 use crate::platform::protocol::messages::{self, codes};
-use crate::platform::protocol::sm3_hex;
+use crate::platform::protocol::platform_digest;
 use crate::platform::{UploadItemResult, UploadOutcome};
 
 /// Largest page of a day's listing.
@@ -222,11 +222,10 @@ fn prepare(invoices: Vec<messages::UploadedInvoice<'static>>) -> Vec<Prepared> {
         .into_iter()
         .map(|invoice| {
             let content = invoice.fpnr.into_owned();
-            let json = serde_json::to_vec(&content).expect("invoice content always serialises");
             Prepared {
                 number: invoice.fphm,
                 issued_at: invoice.kprq,
-                content_sm3: sm3_hex(&json),
+                content_sm3: platform_digest(&content),
                 content,
             }
         })
