@@ -80,12 +80,20 @@ impl Default for ReconcileConfig {
     }
 }
 
+/// A configured length as chrono's, saturating: no setting is long enough to overflow it in use.
+pub(crate) fn delta(d: std::time::Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+}
+
 impl ReconcileConfig {
+    /// Until when a pass taking the lease at `now` holds it.
+    pub fn lease_until(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        now.checked_add_signed(delta(self.lease))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+    }
+
     /// The comparison's settings.
     pub fn settings(&self) -> Settings {
-        let delta = |d: std::time::Duration| {
-            chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
-        };
         Settings {
             grace: delta(self.grace),
             stuck_after: delta(self.stuck_after),

@@ -33,10 +33,6 @@ pub struct Passes {
     pub metrics: Option<crate::metrics::Metrics>,
 }
 
-fn delta(d: std::time::Duration) -> chrono::TimeDelta {
-    chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
-}
-
 impl Passes {
     /// The injected clock's time.
     pub fn now(&self) -> DateTime<Utc> {
@@ -46,9 +42,7 @@ impl Passes {
     /// Take (or extend) the lease for one pass; `Err` names the process holding it.
     pub async fn take_lease(&self) -> anyhow::Result<Result<(), LeaseHeld>> {
         let now = self.now();
-        let until = now
-            .checked_add_signed(delta(self.config.lease))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let until = self.config.lease_until(now);
         Ok(self
             .store
             .take_lease(LEASE, &self.holder, now, until)
@@ -260,9 +254,7 @@ pub async fn once(
         std::process::id()
     );
     let started = clock.now();
-    let until = started
-        .checked_add_signed(delta(config.reconcile.lease))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let until = config.reconcile.lease_until(started);
     if let Err((holder, until)) = store.take_lease(LEASE, &holder, started, until).await? {
         store.close().await;
         return Err(LeaseHeld { holder, until }.into());

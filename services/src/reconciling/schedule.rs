@@ -46,9 +46,7 @@ impl Scheduled {
         match self {
             Scheduled::Recent => Window {
                 from: now
-                    .checked_sub_signed(
-                        chrono::TimeDelta::from_std(recent).unwrap_or(chrono::TimeDelta::MAX),
-                    )
+                    .checked_sub_signed(super::delta(recent))
                     .unwrap_or(DateTime::<Utc>::MIN_UTC),
                 to: now,
             },
@@ -170,7 +168,7 @@ async fn schedule(passes: &Arc<Passes>, jobs: mpsc::Sender<Job>) -> anyhow::Resu
 async fn work(passes: Arc<Passes>, mut jobs: mpsc::Receiver<Job>, mut stop: watch::Receiver<bool>) {
     let mut pending: VecDeque<Job> = VecDeque::new();
     let now = passes.now();
-    let lease = chrono::TimeDelta::from_std(passes.config.lease).unwrap_or(chrono::TimeDelta::MAX);
+    let lease = super::delta(passes.config.lease);
     let stale_before = now.checked_sub_signed(lease).unwrap_or(now);
     match passes
         .store
