@@ -107,6 +107,25 @@ impl Drop for TestDatabase {
     }
 }
 
+/// The service's store on the database at `url` (migrated by whoever created it).
+pub async fn open_store(url: &str) -> fapiao_services::store::Store {
+    fapiao_services::store::Store::connect(&fapiao_services::store::StoreOptions {
+        url: url.to_owned(),
+        max_connections: 4,
+        acquire_timeout: std::time::Duration::from_secs(10),
+    })
+    .await
+    .expect("connecting to the test database")
+}
+
+/// A plain pool on the database at `url`, for planting rows with SQL.
+pub async fn raw_pool(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(url)
+        .await
+        .expect("connecting to the test database")
+}
+
 #[cfg(test)]
 mod tests {
     use super::database_url;

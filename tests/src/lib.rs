@@ -101,6 +101,27 @@ impl TestApp {
         AuditServiceClient::with_interceptor(self.channel.clone(), Bearer(token.to_owned()))
     }
 
+    /// Call the in-process sandbox's admin API (`faults`, `stats`, …) and return its JSON answer;
+    /// anything but success fails the test.
+    pub async fn sandbox_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut request = reqwest::Client::new().request(method, self.sandbox_admin(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the sandbox answers");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.expect("the sandbox answers JSON")
+    }
+
     /// An operations client authenticated as the harness operator.
     pub fn ops(&self) -> OpsClient {
         self.ops_as(OPERATOR_TOKEN)

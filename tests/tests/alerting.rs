@@ -15,7 +15,7 @@ use fapiao_services::alerting::{
 };
 use fapiao_services::clock::{ManualClock, SharedClock};
 use fapiao_services::config::Config;
-use fapiao_services::store::{OutcomeCount, Store, StoreOptions};
+use fapiao_services::store::{OutcomeCount, Store};
 use fapiao_tests::db::{self, TestDatabase};
 use serde_json::Value;
 use sqlx::AnyPool;
@@ -42,16 +42,9 @@ fn t0() -> DateTime<Utc> {
 
 /// A store on `db` and a second pool on the same database, to plant rows with plain SQL.
 async fn open(db: &TestDatabase) -> (Store, AnyPool) {
-    let store = Store::connect(&StoreOptions {
-        url: db.url.clone(),
-        max_connections: 4,
-        acquire_timeout: StdDuration::from_secs(10),
-    })
-    .await
-    .unwrap();
+    let store = db::open_store(&db.url).await;
     store.migrate().await.unwrap();
-    let pool = AnyPool::connect(&db.url).await.unwrap();
-    (store, pool)
+    (store, db::raw_pool(&db.url).await)
 }
 
 /// A manual clock at `at`, and the same clock as the service takes it.

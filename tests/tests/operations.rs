@@ -42,22 +42,8 @@ async fn recorded(app: &TestApp, number: &str) {
 }
 
 async fn set_faults(app: &TestApp, faults: serde_json::Value) {
-    let answer = reqwest::Client::new()
-        .put(app.sandbox_admin("faults"))
-        .json(&faults)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        answer.status().is_success(),
-        "{}",
-        answer.text().await.unwrap()
-    );
-}
-
-async fn database(url: &str) -> AnyPool {
-    sqlx::any::install_default_drivers();
-    AnyPool::connect(url).await.unwrap()
+    app.sandbox_call(reqwest::Method::PUT, "faults", Some(faults))
+        .await;
 }
 
 fn window(from: chrono::DateTime<Utc>, to: chrono::DateTime<Utc>) -> Option<v1::TimeRange> {
@@ -179,7 +165,7 @@ async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) 
     }
     // Locally, one invoice never heard back, another's buyer name changed, and one is parked as
     // uploading (the worker gave up on it).
-    let pool = database(&url).await;
+    let pool = db::raw_pool(&url).await;
     sqlx::query(
         "UPDATE invoices SET state = 'UPLOADING', upload_phase = NULL, next_attempt_at = NULL \
          WHERE invoice_number = $1",
@@ -224,13 +210,7 @@ async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) 
             .unwrap();
     assert_eq!(critical, ["content_mismatch"]);
     let alerting = fapiao_services::alerting::Alerting::new(
-        fapiao_services::store::Store::connect(&fapiao_services::store::StoreOptions {
-            url: url.clone(),
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(5),
-        })
-        .await
-        .unwrap(),
+        db::open_store(&url).await,
         std::sync::Arc::new(fapiao_services::clock::SystemClock),
         &fapiao_services::alerting::AlertConfig::default(),
     )
@@ -544,12 +524,7 @@ async fn scheduled_passes_run_inside_the_server(db: TestDatabase) {
 /// How many invoices the sandbox platform holds, and how many it dropped after answering
 /// "recorded" (its own counters, independent of ours).
 async fn platform_counts(app: &TestApp) -> (u64, u64) {
-    let stats: serde_json::Value = reqwest::get(app.sandbox_admin("stats"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = app.sandbox_call(reqwest::Method::GET, "stats", None).await;
     (
         stats["invoices_recorded"].as_u64().unwrap(),
         stats["faults"]["dropped_record"].as_u64().unwrap_or(0),
@@ -611,7 +586,7 @@ async fn after_a_faulty_day_one_pass_brings_local_and_platform_into_agreement() 
         );
     }
     // The upload worker settles every invoice it can see: locally all are recorded.
-    let pool = database(&url).await;
+    let pool = db::raw_pool(&url).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(240);
     while count_recorded(&pool).await < INVOICES as i64 {
         assert!(
@@ -705,13 +680,7 @@ async fn invoices_only_the_platform_holds_are_adopted_when_ours_and_alerted_othe
     let stranger = "26312099999999990002";
     platform_issues(db.dir.path(), adopted, "form-7", "500");
     platform_issues(db.dir.path(), stranger, "someone-else", "600");
-    let store = fapiao_services::store::Store::connect(&fapiao_services::store::StoreOptions {
-        url: url.clone(),
-        max_connections: 1,
-        acquire_timeout: Duration::from_secs(5),
-    })
-    .await
-    .unwrap();
+    let store = db::open_store(&url).await;
     store
         .remember_platform_request(
             fapiao_tests::sample::DEMO_SELLER,

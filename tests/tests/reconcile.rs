@@ -13,7 +13,6 @@ use fapiao_reconciler::pass::{Ledger, RepairOutcome, Repairs, Window};
 use fapiao_services::clock::SystemClock;
 use fapiao_services::config::Config;
 use fapiao_services::reconciling::{ACTOR, StoreLedger, StoreRepairs};
-use fapiao_services::store::{Store, StoreOptions};
 use fapiao_tests::db::{self, TestDatabase};
 use fapiao_tests::sample::DEMO_SELLER;
 use fapiao_tests::{TestApp, spawn_app_on};
@@ -46,13 +45,7 @@ async fn the_ledger_reads_a_window_and_repairs_apply_only_as_compared(db: TestDa
     let b = app.issue_sample("reconcile-b", "250").await;
     recorded(&app, &a).await;
     recorded(&app, &b).await;
-    let store = Store::connect(&StoreOptions {
-        url: url.clone(),
-        max_connections: 2,
-        acquire_timeout: Duration::from_secs(5),
-    })
-    .await
-    .unwrap();
+    let store = db::open_store(&url).await;
 
     let ledger = StoreLedger {
         store: store.clone(),
@@ -78,8 +71,7 @@ async fn the_ledger_reads_a_window_and_repairs_apply_only_as_compared(db: TestDa
         .unwrap();
     let sent = fapiao_services::reconciling::platform_digest(&stored.content);
     assert_eq!(local[0].content_sm3, sent);
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let pool = db::raw_pool(&url).await;
     sqlx::query("UPDATE invoices SET platform_sm3 = NULL WHERE invoice_number = $1")
         .bind(a.clone())
         .execute(&pool)

@@ -56,26 +56,10 @@ async fn wait_until_settled(app: &TestApp, limit: Duration) {
     }
 }
 
-async fn admin(app: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let client = reqwest::Client::new();
-    let mut request = client.request(method, app.sandbox_admin(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    assert!(
-        response.status().is_success(),
-        "{path}: {}",
-        response.status()
-    );
-    response.json().await.unwrap()
-}
-
 async fn a_thousand_invoices_survive_timeouts_and_busy(db: TestDatabase) {
     let app = spawn_app_on(db, config()).await.unwrap();
     // Faults switched on at run time through the sandbox's admin API.
-    admin(
-        &app,
+    app.sandbox_call(
         reqwest::Method::PUT,
         "faults",
         Some(json!({ "timeout_rate": "10%", "busy_rate": "5%", "timeout_hang": "1s" })),
@@ -104,7 +88,7 @@ async fn a_thousand_invoices_survive_timeouts_and_busy(db: TestDatabase) {
     wait_until_settled(&app, Duration::from_secs(180)).await;
     assert_eq!(count(&app, &[v1::InvoiceState::Recorded]).await, 1000);
 
-    let stats = admin(&app, reqwest::Method::GET, "stats", None).await;
+    let stats = app.sandbox_call(reqwest::Method::GET, "stats", None).await;
     let faults = &stats["faults"];
     let injected = |kind: &str| faults[kind].as_u64().unwrap_or(0);
     assert!(injected("busy") > 0, "busy answers were injected: {faults}");
@@ -113,13 +97,13 @@ async fn a_thousand_invoices_survive_timeouts_and_busy(db: TestDatabase) {
         "timeouts were injected: {faults}"
     );
     assert_eq!(stats["invoices_recorded"], 1000, "{stats}");
-    let recorded = admin(
-        &app,
-        reqwest::Method::GET,
-        &format!("invoices?seller={DEMO_SELLER}"),
-        None,
-    )
-    .await;
+    let recorded = app
+        .sandbox_call(
+            reqwest::Method::GET,
+            &format!("invoices?seller={DEMO_SELLER}"),
+            None,
+        )
+        .await;
     let numbers: Vec<&str> = recorded["numbers"]
         .as_array()
         .unwrap()
@@ -134,8 +118,7 @@ async fn a_thousand_invoices_survive_timeouts_and_busy(db: TestDatabase) {
 async fn a_graceful_stop_loses_nothing_and_uploads_resume(db: TestDatabase) {
     let app = spawn_app_on(db, config()).await.unwrap();
     // The platform answers every upload "busy": invoices are issued but wait in back-off.
-    admin(
-        &app,
+    app.sandbox_call(
         reqwest::Method::PUT,
         "faults",
         Some(json!({ "busy_rate": "100%", "services": ["QDFPSC"] })),
