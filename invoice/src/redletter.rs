@@ -12,11 +12,13 @@
 use crate::capitals::amount_in_capitals;
 use crate::compute;
 use crate::limits::{Limits, char_len};
-use crate::model::{InvoiceContent, Line, LineNature, RedReference};
+use crate::model::{InvoiceContent, Line, LineNature, RedLetterReason, RedReference};
 use crate::money::{self, NumberError, round_money};
+use crate::number::InvoiceNumber;
 use crate::rate::TaxRate;
 use crate::violation::{Code, Violation, Violations};
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 /// What earlier red invoices reversed of one blue line (positive magnitudes). Several entries for
 /// the same line add up.
@@ -124,7 +126,7 @@ pub struct LineReversalDraft {
 }
 
 /// One line of a red invoice, as positive magnitudes to subtract from a blue line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedLine {
     pub blue_line: u32,
     pub amount: Decimal,
@@ -365,6 +367,34 @@ pub fn red_remark_prefix(reference: &RedReference) -> String {
     )
 }
 
+/// The lines of a red invoice (or form) reversing `reversed`: each a copy of its blue line with
+/// negative quantity, amount, tax and total, numbered from 1 in the order given. A line whose blue
+/// line is unknown is left out.
+pub fn red_lines(blue: &InvoiceContent, reversed: &[RedLine]) -> Vec<Line> {
+    reversed
+        .iter()
+        .zip(1u32..)
+        .filter_map(|(red, number)| {
+            let source = blue.lines.iter().find(|l| l.number == red.blue_line)?;
+            Some(Line {
+                number,
+                nature: LineNature::Normal,
+                quantity: red.quantity.map(|q| -q),
+                unit_price: match red.quantity {
+                    Some(q) if !q.is_zero() => {
+                        red.amount.checked_div(q).map(compute::fit_unit_price)
+                    }
+                    _ => None,
+                },
+                amount: -red.amount,
+                tax: -red.tax,
+                total: -(red.amount + red.tax),
+                ..source.clone()
+            })
+        })
+        .collect()
+}
+
 /// The red invoice for a plan: negative amounts and quantities, the blue parties, one line per
 /// reversed blue line, the remark prefix and `（负数）` capitals.
 pub fn red_invoice(
@@ -396,29 +426,7 @@ pub fn red_invoice(
             "请求流水号不能为空",
         );
     }
-    let lines: Vec<Line> = plan
-        .lines
-        .iter()
-        .zip(1u32..)
-        .filter_map(|(red, number)| {
-            let source = blue.lines.iter().find(|l| l.number == red.blue_line)?;
-            Some(Line {
-                number,
-                nature: LineNature::Normal,
-                quantity: red.quantity.map(|q| -q),
-                unit_price: match red.quantity {
-                    Some(q) if !q.is_zero() => {
-                        red.amount.checked_div(q).map(compute::fit_unit_price)
-                    }
-                    _ => None,
-                },
-                amount: -red.amount,
-                tax: -red.tax,
-                total: -(red.amount + red.tax),
-                ..source.clone()
-            })
-        })
-        .collect();
+    let lines = red_lines(blue, &plan.lines);
     let Some(totals) = compute::totals(&lines) else {
         v.push("lines", Code::TOTAL_RANGE, "价税合计超出金额范围");
         return Err(v.into_vec());
@@ -444,4 +452,272 @@ pub fn red_invoice(
         reviewer: blue.reviewer.clone(),
         red: Some(reference),
     })
+}
+
+/// A red-letter request as sent, before validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedLetterDraft {
+    pub request_id: String,
+    pub blue_invoice_number: String,
+    /// `None` when the caller did not say.
+    pub reason: Option<RedLetterReason>,
+    /// `None` when the caller asked for neither a full nor a partial reversal.
+    pub scope: Option<ReversalScope>,
+    pub remark: String,
+    pub drawer: String,
+}
+
+/// A red-letter request whose fields are each well-formed; whether it fits the blue invoice is
+/// [`plan_reversal`]'s to decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedLetterRequest {
+    pub request_id: String,
+    pub blue_number: InvoiceNumber,
+    pub reason: RedLetterReason,
+    pub scope: ReversalScope,
+    pub remark: String,
+    pub drawer: String,
+}
+
+/// Check every field of a request at once; violations name the fields as the contract does
+/// (`request_id`, `blue_invoice_number`, `reason`, `scope`, `remark`, `drawer`).
+pub fn validate_request(
+    draft: &RedLetterDraft,
+    limits: &Limits,
+) -> Result<RedLetterRequest, Vec<Violation>> {
+    let mut v = Violations::default();
+    let request_id = draft.request_id.trim();
+    if request_id.is_empty() {
+        v.push(
+            "request_id",
+            Code::REQUEST_ID_REQUIRED,
+            "请求流水号不能为空",
+        );
+    } else if request_id.chars().any(|c| !c.is_ascii_graphic()) {
+        v.push(
+            "request_id",
+            Code::REQUEST_ID_FORMAT,
+            "请求流水号只能含可打印的ASCII字符",
+        );
+    }
+    if char_len(request_id) > limits.request_id {
+        v.push(
+            "request_id",
+            Code::TEXT_TOO_LONG,
+            format!("请求流水号最多{}个字符", limits.request_id),
+        );
+    }
+    let blue_number = match draft.blue_invoice_number.trim().parse::<InvoiceNumber>() {
+        Ok(number) => Some(number),
+        Err(_) => {
+            v.push(
+                "blue_invoice_number",
+                Code::RED_BLUE_NUMBER_FORMAT,
+                "蓝字发票号码须为20位数字",
+            );
+            None
+        }
+    };
+    if draft.reason.is_none() {
+        v.push("reason", Code::RED_REASON_REQUIRED, "必须选择冲红原因");
+    }
+    if draft.scope.is_none() {
+        v.push(
+            "scope",
+            Code::RED_SCOPE_REQUIRED,
+            "必须选择全额红冲或部分红冲",
+        );
+    }
+    let remark = draft.remark.trim();
+    if char_len(remark) > limits.remark_red {
+        v.push(
+            "remark",
+            Code::TEXT_TOO_LONG,
+            format!("红字发票备注最多{}个字符", limits.remark_red),
+        );
+    }
+    let drawer = draft.drawer.trim();
+    if drawer.is_empty() {
+        v.push("drawer", Code::DRAWER_REQUIRED, "开票人不能为空");
+    } else if char_len(drawer) > limits.drawer {
+        v.push(
+            "drawer",
+            Code::TEXT_TOO_LONG,
+            format!("开票人最多{}个字符", limits.drawer),
+        );
+    }
+    match (blue_number, draft.reason, &draft.scope) {
+        (Some(blue_number), Some(reason), Some(scope)) if v.is_empty() => Ok(RedLetterRequest {
+            request_id: request_id.to_owned(),
+            blue_number,
+            reason,
+            scope: scope.clone(),
+            remark: remark.to_owned(),
+            drawer: drawer.to_owned(),
+        }),
+        _ => Err(v.into_vec()),
+    }
+}
+
+/// Status of a red-letter confirmation form (红字发票信息确认单状态, `hzqrxxztDm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FormStatus {
+    /// 01 无需确认: the seller issues the red invoice now.
+    NoConfirmationNeeded,
+    /// 02 销方录入待购方确认.
+    AwaitingBuyer,
+    /// 03 购方录入待销方确认.
+    AwaitingSeller,
+    /// 04 购销双方已确认: the seller issues the red invoice now.
+    Confirmed,
+    /// 05 作废（销方录入购方否认）.
+    VoidBuyerDisagreed,
+    /// 06 作废（购方录入销方否认）.
+    VoidSellerDisagreed,
+    /// 07 作废（超72小时未确认）.
+    VoidExpired,
+    /// 08 作废（发起方已撤销）.
+    VoidWithdrawn,
+    /// 09 作废（确认后撤销）.
+    VoidRevokedAfterConfirmation,
+    /// 10 作废（异常凭证）.
+    VoidAbnormalVoucher,
+    /// 11 作废（纳税人状态异常阻断）.
+    VoidTaxpayerBlocked,
+    /// 12 作废（自然人拒收）.
+    VoidNaturalPersonRefused,
+    /// 13 作废（已开具退税申请单）.
+    VoidRefundApplicationIssued,
+}
+
+impl FormStatus {
+    const ALL: [Self; 13] = [
+        Self::NoConfirmationNeeded,
+        Self::AwaitingBuyer,
+        Self::AwaitingSeller,
+        Self::Confirmed,
+        Self::VoidBuyerDisagreed,
+        Self::VoidSellerDisagreed,
+        Self::VoidExpired,
+        Self::VoidWithdrawn,
+        Self::VoidRevokedAfterConfirmation,
+        Self::VoidAbnormalVoucher,
+        Self::VoidTaxpayerBlocked,
+        Self::VoidNaturalPersonRefused,
+        Self::VoidRefundApplicationIssued,
+    ];
+
+    /// The platform's two-digit code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NoConfirmationNeeded => "01",
+            Self::AwaitingBuyer => "02",
+            Self::AwaitingSeller => "03",
+            Self::Confirmed => "04",
+            Self::VoidBuyerDisagreed => "05",
+            Self::VoidSellerDisagreed => "06",
+            Self::VoidExpired => "07",
+            Self::VoidWithdrawn => "08",
+            Self::VoidRevokedAfterConfirmation => "09",
+            Self::VoidAbnormalVoucher => "10",
+            Self::VoidTaxpayerBlocked => "11",
+            Self::VoidNaturalPersonRefused => "12",
+            Self::VoidRefundApplicationIssued => "13",
+        }
+    }
+
+    /// The status of a two-digit code; `None` for anything else.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// Waiting for one party to answer (02, 03); such a form expires after 72 hours.
+    pub fn is_pending(self) -> bool {
+        matches!(self, Self::AwaitingBuyer | Self::AwaitingSeller)
+    }
+
+    /// The red invoice may be issued (01, 04).
+    pub fn allows_red(self) -> bool {
+        matches!(self, Self::NoConfirmationNeeded | Self::Confirmed)
+    }
+
+    /// Void: terminal, and what it reserved of the blue invoice is free again (05 to 13).
+    pub fn is_void(self) -> bool {
+        !self.is_pending() && !self.allows_red()
+    }
+}
+
+/// Which party filed a form (录入方身份, `lrfsf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Initiator {
+    /// `lrfsf` 0.
+    Seller,
+    /// `lrfsf` 1.
+    Buyer,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod form_status_tests {
+    use super::*;
+    use crate::violation::Code;
+
+    #[test]
+    fn a_request_reports_every_bad_field_at_once() {
+        let draft = RedLetterDraft {
+            request_id: "退款 1".into(),
+            blue_invoice_number: "123".into(),
+            remark: "备".repeat(383),
+            ..Default::default()
+        };
+        let codes: Vec<(String, Code)> = validate_request(&draft, &Limits::default())
+            .unwrap_err()
+            .into_iter()
+            .map(|v| (v.field, v.code))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("request_id".to_owned(), Code::REQUEST_ID_FORMAT),
+                (
+                    "blue_invoice_number".to_owned(),
+                    Code::RED_BLUE_NUMBER_FORMAT
+                ),
+                ("reason".to_owned(), Code::RED_REASON_REQUIRED),
+                ("scope".to_owned(), Code::RED_SCOPE_REQUIRED),
+                ("remark".to_owned(), Code::TEXT_TOO_LONG),
+                ("drawer".to_owned(), Code::DRAWER_REQUIRED),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_good_request_is_trimmed() {
+        let draft = RedLetterDraft {
+            request_id: " refund-1 ".into(),
+            blue_invoice_number: "25312000000000000001".into(),
+            reason: Some(RedLetterReason::SalesReturn),
+            scope: Some(ReversalScope::Full),
+            remark: "".into(),
+            drawer: " 张三 ".into(),
+        };
+        let request = validate_request(&draft, &Limits::default()).unwrap();
+        assert_eq!(request.request_id, "refund-1");
+        assert_eq!(request.drawer, "张三");
+        assert_eq!(request.blue_number.to_string(), "25312000000000000001");
+    }
+
+    #[test]
+    fn every_code_reads_back_and_falls_in_exactly_one_class() {
+        for status in FormStatus::ALL {
+            assert_eq!(FormStatus::from_code(status.code()), Some(status));
+            let classes = [status.is_pending(), status.allows_red(), status.is_void()];
+            assert_eq!(classes.iter().filter(|c| **c).count(), 1, "{status:?}");
+        }
+        assert_eq!(FormStatus::from_code("00"), None);
+        assert_eq!(FormStatus::from_code("1"), None);
+        assert!(FormStatus::AwaitingBuyer.is_pending());
+        assert!(FormStatus::Confirmed.allows_red());
+        assert!(FormStatus::VoidExpired.is_void());
+    }
 }

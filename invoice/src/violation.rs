@@ -141,6 +141,10 @@ codes! {
     RED_SCOPE_REQUIRED,
     /// Red-letter: the blue invoice has nothing left to reverse.
     RED_NOTHING_LEFT,
+    /// Red-letter: the blue invoice number is not 20 digits.
+    RED_BLUE_NUMBER_FORMAT,
+    /// Red-letter: the invoice named is itself a red invoice.
+    RED_BLUE_IS_RED,
     /// Red-letter: a partial reversal names no line.
     RED_LINES_REQUIRED,
     /// Red-letter: the line number is not a line of the blue invoice.
