@@ -17,6 +17,7 @@ use fapiao_invoice::model::{
     RedReference, SellerDraft,
 };
 use fapiao_invoice::number::InvoiceNumber;
+use fapiao_invoice::redletter::{FormStatus, RedLine};
 use fapiao_invoice::taxpayer::{TaxpayerId, uscc_check_char};
 use fapiao_invoice::validate::Validator;
 use fapiao_services::clock::{Clock as _, ManualClock, SharedClock};
@@ -28,8 +29,8 @@ use fapiao_services::platform::sandbox::{
     self, FaultConfig, FaultRate, Sandbox, SandboxConfig, SellerConfig, Stats,
 };
 use fapiao_services::platform::{
-    CallError, IssuedInvoice, NumberRange, RemoteState, TaxPlatform, UploadOutcome, UploadReceipt,
-    UploadResult, UsageStatus,
+    CallError, FormRequest, IssuedInvoice, NumberRange, RemoteState, TaxPlatform, UploadOutcome,
+    UploadReceipt, UploadResult, UsageStatus,
 };
 use rust_decimal::Decimal;
 use secrecy::SecretString;
@@ -597,18 +598,45 @@ async fn red_invoices_reverse_their_blue_invoice_up_to_its_total() {
         .take(4)
         .collect();
     let outcomes = env
-        .upload_and_settle(
-            &s,
-            &[
-                issued(numbers[0], at, blue.clone()),
-                issued(numbers[1], at, red_of(numbers[0], &blue, "40")),
-            ],
-        )
+        .upload_and_settle(&s, &[issued(numbers[0], at, blue.clone())])
         .await;
-    assert!(
-        outcomes.iter().all(|(_, o)| *o == UploadOutcome::Recorded),
-        "{outcomes:?}"
-    );
+    assert_eq!(outcomes[0].1, UploadOutcome::Recorded);
+    // A red invoice needs a form for what it reverses; the form is filed first.
+    let filed = |amount: &'static str| {
+        let client = env.client.clone();
+        let (s, blue) = (s.clone(), blue.clone());
+        let blue_number = numbers[0];
+        async move {
+            let mut red = red_of(blue_number, &blue, amount);
+            let form = FormRequest {
+                request_id: red.request_id.clone(),
+                blue_number,
+                reason: RedLetterReason::SalesReturn,
+                lines: red
+                    .lines
+                    .iter()
+                    .map(|l| RedLine {
+                        blue_line: 1,
+                        amount: -l.amount,
+                        tax: -l.tax,
+                        quantity: None,
+                    })
+                    .collect(),
+            };
+            let filed = client.file_red_letter_form(&s, &form).await;
+            if let (Ok(form), Some(reference)) = (&filed, red.red.as_mut()) {
+                reference.form_number = form.number.clone();
+            }
+            (filed, red)
+        }
+    };
+    let (first, red) = filed("40").await;
+    let first = first.unwrap();
+    assert_eq!(first.status, FormStatus::NoConfirmationNeeded);
+    let outcomes = env
+        .upload_and_settle(&s, &[issued(numbers[1], at, red)])
+        .await;
+    assert_eq!(outcomes[0].1, UploadOutcome::Recorded, "{outcomes:?}");
     let state = |env: &Env| {
         let client = env.client.clone();
         let (s, number) = (s.clone(), numbers[0]);
@@ -622,14 +650,15 @@ async fn red_invoices_reverse_their_blue_invoice_up_to_its_total() {
         }
     };
     assert_eq!(state(&env).await, RemoteState::PartiallyReversed);
-    let too_much = red_of(numbers[0], &blue, "60.01");
+    let (too_much, _) = filed("60.01").await;
+    assert!(
+        matches!(&too_much, Err(CallError::Refused { code, .. }) if code == "HZCXJE_EXCEEDED"),
+        "{too_much:?}"
+    );
+    let (rest, red) = filed("60").await;
+    rest.unwrap();
     let outcomes = env
-        .upload_and_settle(&s, &[issued(numbers[2], at, too_much)])
-        .await;
-    assert_eq!(rejected_code(&outcomes[0].1), "HZXX_INVALID");
-    let rest = red_of(numbers[0], &blue, "60");
-    let outcomes = env
-        .upload_and_settle(&s, &[issued(numbers[3], at, rest)])
+        .upload_and_settle(&s, &[issued(numbers[3], at, red)])
         .await;
     assert_eq!(outcomes[0].1, UploadOutcome::Recorded);
     assert_eq!(state(&env).await, RemoteState::FullyReversed);
@@ -640,6 +669,13 @@ async fn red_invoices_reverse_their_blue_invoice_up_to_its_total() {
         .unwrap()
         .unwrap();
     assert!(red.content.red.is_some());
+    let form = env
+        .client
+        .red_letter_form(&s, &first.number)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(form.red_number, Some(numbers[1]));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@
 //!   [`CallError::Busy`]; `SYSTEM_ERROR` or another envelope error on an HTTP 5xx:
 //!   [`CallError::Transport`] (the platform may have acted);
 //! - a business `returncode` other than `"00"`: [`CallError::Refused`], except the "not found" codes
-//!   the trait models as `None` or [`UploadResult::UnknownReceipt`].
+//!   the trait models as `None` or [`UploadResult::UnknownReceipt`] (`FPHM_NOT_FOUND` for invoice
+//!   queries, `SLLSH_NOT_FOUND`, and `HZQRXX_NOT_FOUND` for a form query).
 //!
 //! It must not log or return key material, request bodies or invoice content: errors carry codes,
 //! platform messages and transport descriptions only.
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use fapiao_invoice::number::InvoiceNumber;
 use fapiao_invoice::taxpayer::TaxpayerId;
 use rust_decimal::Decimal;
@@ -38,9 +39,9 @@ use serde::de::DeserializeOwned;
 use super::protocol::messages::{self, codes};
 use super::protocol::{self, Credentials, PlatformError, ReplyError, ResponseEnvelope};
 use super::{
-    CallError, IssuedInvoice, NumberRange, QuotaGrant, QuotaStatus, RemoteInvoice, RemotePage,
-    RemoteSummary, TaxPlatform, UploadItemResult, UploadOutcome, UploadReceipt, UploadResult,
-    UsageStatus,
+    CallError, FormAnswer, FormPage, FormRequest, IssuedInvoice, NumberRange, QuotaGrant,
+    QuotaStatus, RemoteForm, RemoteInvoice, RemotePage, RemoteSummary, TaxPlatform,
+    UploadItemResult, UploadOutcome, UploadReceipt, UploadResult, UsageStatus,
 };
 use crate::clock::{SharedClock, SystemClock};
 
@@ -563,6 +564,105 @@ impl TaxPlatform for HttpPlatform {
             booked: reply.rzbz.into(),
         }))
     }
+
+    async fn file_red_letter_form(
+        &self,
+        seller: &TaxpayerId,
+        form: &FormRequest,
+    ) -> Result<RemoteForm, CallError> {
+        let request = messages::FileFormRequest {
+            xsfnsrsbh: seller.as_str().to_owned(),
+            ywlsh: form.request_id.clone(),
+            lzfphm: form.blue_number,
+            chyy_dm: form.reason,
+            hzqrdmx_list: form
+                .lines
+                .iter()
+                .map(messages::FormLineItem::from)
+                .collect(),
+        };
+        let reply: messages::FormInfo = self
+            .call(messages::FILE_FORM, &request)
+            .await?
+            .map_err(refused)?;
+        form_of(messages::FILE_FORM, seller, reply)
+    }
+
+    async fn red_letter_form(
+        &self,
+        seller: &TaxpayerId,
+        number: &str,
+    ) -> Result<Option<RemoteForm>, CallError> {
+        let request = messages::FormRequest {
+            xsfnsrsbh: seller.as_str().to_owned(),
+            hzqrxxdbh: number.to_owned(),
+        };
+        let reply: messages::FormInfo = match self.call(messages::QUERY_FORM, &request).await? {
+            Ok(reply) => reply,
+            Err(error) if error.code == codes::FORM_NOT_FOUND => return Ok(None),
+            Err(error) => return Err(refused(error)),
+        };
+        form_of(messages::QUERY_FORM, seller, reply).map(Some)
+    }
+
+    async fn answer_red_letter_form(
+        &self,
+        seller: &TaxpayerId,
+        number: &str,
+        answer: FormAnswer,
+    ) -> Result<RemoteForm, CallError> {
+        let request = messages::AnswerFormRequest {
+            xsfnsrsbh: seller.as_str().to_owned(),
+            hzqrxxdbh: number.to_owned(),
+            qrlx: answer.into(),
+        };
+        let reply: messages::FormInfo = self
+            .call(messages::ANSWER_FORM, &request)
+            .await?
+            .map_err(refused)?;
+        form_of(messages::ANSWER_FORM, seller, reply)
+    }
+
+    async fn list_red_letter_forms(
+        &self,
+        seller: &TaxpayerId,
+        since: DateTime<Utc>,
+        page: u32,
+        page_size: u32,
+    ) -> Result<FormPage, CallError> {
+        let request = messages::ListFormsRequest {
+            xsfnsrsbh: seller.as_str().to_owned(),
+            qssj: since,
+            ym: page,
+            mysl: page_size,
+        };
+        let reply: messages::ListFormsReply = self
+            .call(messages::LIST_FORMS, &request)
+            .await?
+            .map_err(refused)?;
+        let items = reply
+            .hzqrxx_list
+            .into_iter()
+            .map(|info| form_of(messages::LIST_FORMS, seller, info))
+            .collect::<Result<_, _>>()?;
+        Ok(FormPage {
+            items,
+            next_page: reply.xyym,
+        })
+    }
+}
+
+/// A form reply that does not describe a form of `seller` is malformed: the platform answered
+/// about something else.
+fn form_of(
+    service: &str,
+    seller: &TaxpayerId,
+    info: messages::FormInfo,
+) -> Result<RemoteForm, CallError> {
+    if info.xsfnsrsbh != *seller {
+        return Err(malformed(service));
+    }
+    Ok(info.into())
 }
 
 /// `FPHM_NOT_FOUND` as `None`, other refusals as errors.

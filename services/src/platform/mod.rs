@@ -2,7 +2,8 @@
 //!
 //! [`TaxPlatform`] is the one seam between the workflow and any platform: reserve invoice numbers,
 //! query and download quota (授信额度), upload issued invoices (asynchronous: a receipt, then a result
-//! query), query one invoice, list a seller's invoices of a day, and read an invoice's usage status.
+//! query), query one invoice, list a seller's invoices of a day, read an invoice's usage status, and
+//! file, read, answer and list red-letter confirmation forms (红字发票信息确认单).
 //! Its types are plain Rust; how they travel is the implementation's business.
 //!
 //! - [`protocol`]: the transport-free wire protocol of our 乐企-modelled platform (sealing, signing,
@@ -19,8 +20,9 @@ pub mod protocol;
 pub mod sandbox;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use fapiao_invoice::model::{Colour, InvoiceContent};
+use fapiao_invoice::model::{Colour, InvoiceContent, RedLetterReason};
 use fapiao_invoice::number::InvoiceNumber;
+use fapiao_invoice::redletter::{FormStatus, Initiator, RedLine};
 use fapiao_invoice::taxpayer::TaxpayerId;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -162,6 +164,63 @@ pub struct UsageStatus {
     pub booked: bool,
 }
 
+/// A red-letter confirmation form the seller files (红字发票信息确认单录入).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormRequest {
+    /// The caller's key: filing again under the same request id returns the form already filed.
+    pub request_id: String,
+    pub blue_number: InvoiceNumber,
+    pub reason: RedLetterReason,
+    /// What to reverse of each blue line, as positive magnitudes.
+    pub lines: Vec<RedLine>,
+}
+
+/// A confirmation form as the platform keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteForm {
+    /// 红字发票信息确认单编号: 20 characters.
+    pub number: String,
+    /// `hzqrduuid`: 32 lowercase hex characters.
+    pub uuid: String,
+    pub seller: TaxpayerId,
+    /// The seller's request id; empty for a form the buyer filed.
+    pub request_id: String,
+    pub blue_number: InvoiceNumber,
+    pub reason: RedLetterReason,
+    pub status: FormStatus,
+    pub initiator: Initiator,
+    /// What the form reverses of each blue line, as positive magnitudes.
+    pub lines: Vec<RedLine>,
+    /// 红字冲销金额 and 税额, as positive magnitudes.
+    pub amount: Decimal,
+    pub tax: Decimal,
+    pub created_at: DateTime<Utc>,
+    /// When a pending form becomes void (07); `None` for a form that needed no confirmation.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub status_changed_at: DateTime<Utc>,
+    /// The red invoice recorded for the form (已开具红字发票标记 Y), if any.
+    pub red_number: Option<InvoiceNumber>,
+}
+
+/// The seller's answer to a form (确认类型 `qrlx`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FormAnswer {
+    /// Y 同意: a form the buyer filed (03) becomes 04.
+    Agree,
+    /// N 不同意: a form the buyer filed (03) becomes 06.
+    Disagree,
+    /// C 撤销: a form the seller filed and is pending (02) becomes 08.
+    Withdraw,
+}
+
+/// One page of forms changed since a moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormPage {
+    pub items: Vec<RemoteForm>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_page: Option<u32>,
+}
+
 /// Why a platform call did not give an answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
@@ -266,4 +325,38 @@ pub trait TaxPlatform: Send + Sync + std::fmt::Debug {
         seller: &TaxpayerId,
         number: &InvoiceNumber,
     ) -> Result<Option<UsageStatus>, CallError>;
+
+    /// File a confirmation form for a recorded blue invoice of the seller. The platform decides its
+    /// status: 01 when the buyer has neither used nor booked the invoice, 02 otherwise. Filing again
+    /// under the same request id returns the form already filed, in its current status.
+    async fn file_red_letter_form(
+        &self,
+        seller: &TaxpayerId,
+        form: &FormRequest,
+    ) -> Result<RemoteForm, CallError>;
+
+    /// One form of the seller by number; `None` when the platform has no such form.
+    async fn red_letter_form(
+        &self,
+        seller: &TaxpayerId,
+        number: &str,
+    ) -> Result<Option<RemoteForm>, CallError>;
+
+    /// Answer a form: agree or disagree with one the buyer filed, or withdraw one the seller filed.
+    async fn answer_red_letter_form(
+        &self,
+        seller: &TaxpayerId,
+        number: &str,
+        answer: FormAnswer,
+    ) -> Result<RemoteForm, CallError>;
+
+    /// The seller's forms (filed by either party) whose status changed at or after `since`,
+    /// oldest change first, `page` counted from 0.
+    async fn list_red_letter_forms(
+        &self,
+        seller: &TaxpayerId,
+        since: DateTime<Utc>,
+        page: u32,
+        page_size: u32,
+    ) -> Result<FormPage, CallError>;
 }

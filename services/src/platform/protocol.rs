@@ -719,14 +719,25 @@ pub fn platform_digest(content: &fapiao_invoice::model::InvoiceContent) -> Strin
 /// | `CXQDFPXX` query one invoice | [`InvoiceRequest`] | [`InvoiceReply`] |
 /// | `CXQDFPLB` list a day's invoices | [`ListRequest`] | [`ListReply`] |
 /// | `FPZTXXCX` usage status | [`InvoiceRequest`] | [`UsageReply`] |
+/// | `HZQRXXLR` file a red-letter form | [`FileFormRequest`] | [`FormInfo`] |
+/// | `HZQRXXCX` query one form | [`FormRequest`] | [`FormInfo`] |
+/// | `HZQRXXQR` answer a form | [`AnswerFormRequest`] | [`FormInfo`] |
+/// | `HZQRXXLB` list forms changed since | [`ListFormsRequest`] | [`ListFormsReply`] |
 ///
 /// Field names follow the pinyin abbreviations of the 乐企 platform where they are known (`nsrsbh`,
 /// `lysl`, `fpqshm`, `fpzzhm`, `sqed`, `sqlx`, `ywlsh`, `sllsh`, `fphm`, `kprq`, `lzfpbz`); the
 /// others, the codes of [`codes`], `CXQDFPXX` and `CXQDFPLB` are our own. Amounts are decimal
 /// strings, times RFC 3339, days `YYYY-MM-DD` (China time), invoice numbers 20-digit strings, and
-/// invoice content (`fpnr`) is the JSON of the domain's `InvoiceContent`.
+/// invoice content (`fpnr`) is the JSON of the domain's `InvoiceContent`. The form services'
+/// fields are described in their own module (`forms`).
 pub mod messages {
     use std::borrow::Cow;
+
+    mod forms;
+    pub use forms::{
+        AnswerFormRequest, AnswerKind, FileFormRequest, FilingParty, FormInfo, FormLineItem,
+        FormRequest, ListFormsReply, ListFormsRequest, reason_from_code,
+    };
 
     use chrono::{DateTime, NaiveDate, Utc};
     use fapiao_invoice::model::InvoiceContent;
@@ -758,9 +769,17 @@ pub mod messages {
     pub const LIST_INVOICES: &str = "CXQDFPLB";
     /// 发票状态信息查询: how the buyer has used an invoice.
     pub const USAGE_STATUS: &str = "FPZTXXCX";
+    /// 红字发票信息确认单录入: the seller files a red-letter confirmation form.
+    pub const FILE_FORM: &str = "HZQRXXLR";
+    /// 红字发票信息确认单查询: one form by number.
+    pub const QUERY_FORM: &str = "HZQRXXCX";
+    /// 红字发票信息确认单确认: agree with, disagree with or withdraw a form.
+    pub const ANSWER_FORM: &str = "HZQRXXQR";
+    /// List a seller's forms whose status changed since a moment (our own service code).
+    pub const LIST_FORMS: &str = "HZQRXXLB";
 
     /// Every service the platform answers.
-    pub const SERVICES: [&str; 8] = [
+    pub const SERVICES: [&str; 12] = [
         RESERVE_NUMBERS,
         QUERY_QUOTA,
         DOWNLOAD_QUOTA,
@@ -769,6 +788,10 @@ pub mod messages {
         QUERY_INVOICE,
         LIST_INVOICES,
         USAGE_STATUS,
+        FILE_FORM,
+        QUERY_FORM,
+        ANSWER_FORM,
+        LIST_FORMS,
     ];
 
     /// The path of a call, as requested and as signed.
@@ -823,6 +846,33 @@ pub mod messages {
         pub const RED_REFERENCE_INVALID: &str = "HZXX_INVALID";
         /// Upload item: the number is already recorded with different content.
         pub const NUMBER_CONFLICT: &str = "FPHM_CONFLICT";
+        /// Upload item: a red invoice's form (`hzqrxxdbh`) is unknown, another seller's, for
+        /// another blue invoice, or not in a status that allows a red invoice (01, 04).
+        pub const RED_FORM_INVALID: &str = "HZQRXX_INVALID";
+        /// Upload item: a red invoice is already recorded for the form.
+        pub const RED_FORM_USED: &str = "HZQRXX_USED";
+        /// Upload item: the red invoice's lines do not reverse exactly the form's lines.
+        pub const RED_LINES_MISMATCH: &str = "HZMX_MISMATCH";
+
+        /// Form filing: the blue invoice is not recorded for this seller.
+        pub const BLUE_NOT_FOUND: &str = "LZFP_NOT_FOUND";
+        /// Form filing: the invoice named as blue is a red invoice.
+        pub const BLUE_NOT_BLUE: &str = "LZFP_NOT_BLUE";
+        /// Form filing: another form for the same blue invoice awaits an answer (02, 03).
+        pub const FORM_PENDING: &str = "HZQRXX_PENDING";
+        /// Form filing: a line names no reversible blue line (unknown, a discount line, or
+        /// twice), or reverses nothing.
+        pub const FORM_LINE_INVALID: &str = "LZMXXH_INVALID";
+        /// Form filing: a line reverses more than remains of its blue line once the lines of
+        /// every non-void form of the blue invoice are taken off.
+        pub const FORM_EXCEEDS_REMAINING: &str = "HZCXJE_EXCEEDED";
+        /// Form filing: the request id (`ywlsh`) already filed a form for another blue invoice,
+        /// reason or lines.
+        pub const FORM_REQUEST_CONFLICT: &str = "YWLSH_CONFLICT";
+        /// No such form for this seller.
+        pub const FORM_NOT_FOUND: &str = "HZQRXX_NOT_FOUND";
+        /// The form's status (or filing party) does not allow this answer.
+        pub const FORM_STATUS_INVALID: &str = "HZQRXXZT_INVALID";
     }
 
     /// `returncode` and `returnmsg`, present in every business reply.

@@ -4,6 +4,11 @@
 //! not re-run the domain validator: they check what the platform can check on its own, with its
 //! tolerances, and report the first problem with a platform-style code and a Chinese message.
 //!
+//! A red invoice must also name a confirmation form of its seller and blue invoice that allows a
+//! red invoice (01, 04), has none recorded yet, and whose lines it reverses exactly: its line `i`
+//! (numbered from 1) carries minus the amount and minus the tax of the form's line `i`, as
+//! `fapiao_invoice::redletter::red_invoice` writes it.
+//!
 //! Tolerances: a line's tax may differ from round(amount × rate) by at most 0.06 yuan (单行税额误差),
 //! the total tax from the sum of those by at most 1.27 yuan (合计税额误差); exempt (免税) and
 //! non-taxable (不征税) lines must carry zero tax. Sums, and amount + tax = total, must be exact.
@@ -14,6 +19,7 @@ use fapiao_invoice::rate::TaxRate;
 use fapiao_invoice::taxpayer::TaxpayerId;
 use rust_decimal::Decimal;
 
+use crate::platform::RemoteForm;
 use crate::platform::protocol::messages::codes;
 
 /// Largest accepted |tax − round(amount × rate)| of one line, in fen.
@@ -173,6 +179,61 @@ pub(crate) fn red_reference(
             "红冲金额超过蓝字发票{}剩余可红冲金额{}",
             reference.blue_number, remaining
         )));
+    }
+    Ok(())
+}
+
+/// A red invoice's form: it exists for the seller and the same blue invoice, allows a red invoice,
+/// has none yet, and the red lines reverse its lines exactly, in order. Blue invoices pass.
+pub(crate) fn red_form(
+    seller: &TaxpayerId,
+    red: &InvoiceContent,
+    form: Option<&RemoteForm>,
+) -> Result<(), Rejection> {
+    let Some(reference) = &red.red else {
+        return Ok(());
+    };
+    let invalid = |message: String| Rejection::new(codes::RED_FORM_INVALID, message);
+    let Some(form) = form.filter(|f| f.seller == *seller) else {
+        return Err(invalid(format!(
+            "红字发票信息确认单{}不存在",
+            reference.form_number
+        )));
+    };
+    if form.blue_number != reference.blue_number {
+        return Err(invalid(format!(
+            "红字发票信息确认单{}对应的蓝字发票是{}，不是{}",
+            form.number, form.blue_number, reference.blue_number
+        )));
+    }
+    if !form.status.allows_red() {
+        return Err(invalid(format!(
+            "红字发票信息确认单{}状态为{}，不能开具红字发票",
+            form.number,
+            form.status.code()
+        )));
+    }
+    if let Some(issued) = form.red_number {
+        return Err(Rejection::new(
+            codes::RED_FORM_USED,
+            format!("红字发票信息确认单{}已开具红字发票{issued}", form.number),
+        ));
+    }
+    let mismatch = |message: String| Rejection::new(codes::RED_LINES_MISMATCH, message);
+    if red.lines.len() != form.lines.len() {
+        return Err(mismatch(format!(
+            "红字发票明细{}行，确认单明细{}行",
+            red.lines.len(),
+            form.lines.len()
+        )));
+    }
+    for (line, wanted) in red.lines.iter().zip(&form.lines) {
+        if line.amount != -wanted.amount || line.tax != -wanted.tax {
+            return Err(mismatch(format!(
+                "红字发票第{}行应冲销蓝字发票第{}行金额{}、税额{}",
+                line.number, wanted.blue_line, wanted.amount, wanted.tax
+            )));
+        }
     }
     Ok(())
 }

@@ -155,6 +155,11 @@ pub struct FaultConfig {
     /// Invoices of an upload answered as recorded, then dropped: the upload result says recorded,
     /// but queries and listings never show them. Per invoice. Only reconciliation finds these.
     pub dropped_record_rate: FaultRate,
+    /// Forms that become 04 (the buyer confirms, or the seller agrees to the buyer's form) whose
+    /// red invoice the platform then issues and records itself, on the seller's next number, as
+    /// the 电子发票服务平台 does; the seller finds it only by listing or querying. Applies whatever
+    /// `services` says.
+    pub self_issued_red_rate: FaultRate,
     /// Upload-result queries whose answer lists every invoice twice.
     pub duplicate_result_rate: FaultRate,
     /// The service codes (`fwbm`) faults apply to; empty means every service.
@@ -171,6 +176,7 @@ impl Default for FaultConfig {
             busy_rate: FaultRate::NEVER,
             lost_upload_rate: FaultRate::NEVER,
             dropped_record_rate: FaultRate::NEVER,
+            self_issued_red_rate: FaultRate::NEVER,
             duplicate_result_rate: FaultRate::NEVER,
             services: Vec::new(),
         }

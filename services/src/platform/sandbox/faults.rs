@@ -115,6 +115,12 @@ impl Faults {
         plan
     }
 
+    /// Rolls the dice of the self-issued red invoice, for a form that just became 04. Unlike the
+    /// call faults it ignores `services`: it is the platform's behaviour, not a call's.
+    pub fn self_issued_red(&mut self) -> bool {
+        self.hit(self.config.self_issued_red_rate)
+    }
+
     fn hit(&mut self, rate: FaultRate) -> bool {
         match rate.parts_per_million() {
             0 => false,

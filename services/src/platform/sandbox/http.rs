@@ -7,7 +7,10 @@
 //! included). `SYSTEM_BUSY` answers are HTTP 503; a failed journal write is `SYSTEM_ERROR`, 500.
 //!
 //! The admin API under `/admin/` is plain JSON without authentication: it must never be exposed
-//! beyond the test or development machine.
+//! beyond the test or development machine. Its form and clock endpoints live in [`forms`]; admin
+//! actions on forms first expire what is due, like the platform's own services.
+
+mod forms;
 
 use axum::Json;
 use axum::Router;
@@ -40,6 +43,16 @@ pub(crate) fn router(sandbox: Sandbox) -> Router {
         .route("/admin/sellers/{tax_id}", put(put_seller))
         .route("/admin/invoices", get(list_numbers))
         .route("/admin/invoices/{number}/usage", put(put_usage))
+        .route(
+            "/admin/clock",
+            get(forms::get_clock).post(forms::advance_clock),
+        )
+        .route(
+            "/admin/forms",
+            get(forms::list_forms).post(forms::file_as_buyer),
+        )
+        .route("/admin/forms/{number}/confirm", post(forms::confirm))
+        .route("/admin/forms/{number}/deny", post(forms::deny))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(sandbox)
 }
@@ -94,7 +107,7 @@ fn answer(
     text: &str,
     plan: &Plan,
 ) -> Response {
-    let now = shared.clock.now();
+    let now = shared.business_now();
     let json = match service::handle(shared, service, text, plan, now) {
         Ok(json) => json,
         Err(error) => {
@@ -214,7 +227,9 @@ async fn put_seller(
         );
     }
     let shared = &sandbox.shared;
+    let now = shared.business_now();
     let mut ledger = shared.ledger();
+    ledger.catch_up(now);
     for event in ledger
         .state
         .set_seller(&seller, update.numbers_remaining, update.monthly_quota)
@@ -239,7 +254,9 @@ async fn put_usage(
     let Ok(number) = number.parse::<InvoiceNumber>() else {
         return admin_error(StatusCode::BAD_REQUEST, "not a 20-digit invoice number");
     };
+    let now = sandbox.shared.business_now();
     let mut ledger = sandbox.shared.ledger();
+    ledger.catch_up(now);
     if !ledger.state.is_recorded(&number) {
         return admin_error(StatusCode::NOT_FOUND, "no such recorded invoice");
     }

@@ -21,14 +21,22 @@
 //!   ([`checks`] lists the rules and tolerances); the receipt's results become visible
 //!   `result_delay` later on the clock. An already recorded number with the same content is
 //!   recorded again without a duplicate; with other content it is rejected `FPHM_CONFLICT`.
+//! - Red-letter confirmation forms (`HZQRXXLR`/`CX`/`QR`/`LB`, rules in `state::forms`): a form
+//!   is 01 or 02 by how the buyer used the blue invoice, pending forms (02, 03) void themselves
+//!   (07) 72 hours after filing, and a red invoice is recorded only against a form of its blue
+//!   invoice in 01 or 04 that has none yet, reversing exactly the form's lines.
+//! - Business time is the clock plus an offset the admin API advances; everything but the
+//!   protocol's timestamp window runs on it (see `state`).
 //! - Faults ([`FaultConfig`]) hit business calls after verification: latency, busy answers, hangs
-//!   (some processed first, so the outcome is truly unknown), lost uploads, repeated results.
+//!   (some processed first, so the outcome is truly unknown), lost uploads, repeated results; and
+//!   the platform issuing a confirmed form's red invoice itself (`self_issued_red_rate`).
 //! - Admin API (plain JSON): `GET|PUT /admin/faults`, `GET /admin/stats`,
 //!   `PUT /admin/sellers/{tax_id}` (`{"numbers_remaining":…, "monthly_quota":"…"}`),
 //!   `PUT /admin/invoices/{number}/usage` (`{"used_for_deduction":…, "booked":…}`),
-//!   `GET /admin/invoices?seller=…` (recorded numbers).
-//! - With `state_file`, every change is journaled and replayed at start ([`journal`]); faults and
-//!   statistics are not.
+//!   `GET /admin/invoices?seller=…` (recorded numbers), `GET|POST /admin/clock`,
+//!   `GET|POST /admin/forms`, `POST /admin/forms/{number}/confirm|deny` (the buyer's side).
+//! - With `state_file`, every change is journaled and replayed at start ([`journal`]), the clock
+//!   offset included; faults and statistics are not (form counts come from the state).
 
 mod checks;
 mod config;
@@ -38,6 +46,10 @@ mod journal;
 mod service;
 mod state;
 mod stats;
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -114,6 +126,13 @@ impl Ledger {
         self.state.apply(event);
     }
 
+    /// Lets time act up to `now` (business time): pending forms past their deadline expire.
+    fn catch_up(&mut self, now: chrono::DateTime<chrono::Utc>) {
+        for event in self.state.expire_due(now) {
+            self.commit(event);
+        }
+    }
+
     /// Flushes what this request journaled; an error if any of it could not be written.
     fn finish(&mut self) -> std::io::Result<()> {
         let failed = self.failed_write.take();
@@ -171,6 +190,12 @@ impl Shared {
 
     fn count_refusal(&self, code: &str) {
         self.with_stats(|s| Stats::bump(&mut s.refusals, code, 1));
+    }
+
+    /// Business time: the clock plus the offset the admin API advanced it by.
+    fn business_now(&self) -> chrono::DateTime<chrono::Utc> {
+        let clock = self.clock.now();
+        self.ledger().state.business_time(clock)
     }
 
     fn next_receipt(&self) -> String {
@@ -282,9 +307,25 @@ impl Sandbox {
         Ok(())
     }
 
-    /// What the sandbox has seen so far.
+    /// What the sandbox has seen so far, with the forms by status (after expiring what is due).
     pub fn stats(&self) -> Stats {
-        lock(&self.shared.stats).clone()
+        let forms = {
+            let now = self.shared.business_now();
+            let mut ledger = self.shared.ledger();
+            ledger.catch_up(now);
+            if let Err(error) = ledger.finish() {
+                tracing::error!(%error, "cannot write the sandbox state file");
+            }
+            ledger.state.form_counts()
+        };
+        let mut stats = lock(&self.shared.stats).clone();
+        stats.forms = forms;
+        stats
+    }
+
+    /// Business time: the sandbox's clock plus the offset advanced through the admin API.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.shared.business_now()
     }
 }
 

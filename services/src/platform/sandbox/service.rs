@@ -2,13 +2,17 @@
 //! encode the business reply (`returncode`, `returnmsg` and the payload).
 //!
 //! Decoding, hashing and encoding happen outside the state lock; the lock is held only to decide
-//! and commit. It must not verify, seal, sleep or inject faults: that is the HTTP layer's job.
+//! and commit. It must not verify, seal, sleep or inject faults: that is the HTTP layer's job (the
+//! one exception is the self-issued red invoice, a fault of the platform's own behaviour, rolled
+//! in [`forms`] when a form is confirmed). `now` is business time.
 
 use chrono::{DateTime, Utc};
 use fapiao_invoice::number::InvoiceNumber;
 use fapiao_invoice::taxpayer::TaxpayerId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+pub(crate) mod forms;
 
 use super::Shared;
 use super::checks::Rejection;
@@ -60,6 +64,10 @@ pub(crate) fn handle(
         messages::QUERY_INVOICE => query_invoice(shared, body),
         messages::LIST_INVOICES => list(shared, body),
         messages::USAGE_STATUS => usage(shared, body),
+        messages::FILE_FORM => forms::file(shared, body, now),
+        messages::QUERY_FORM => forms::query(shared, body, now),
+        messages::ANSWER_FORM => forms::answer(shared, body, now),
+        messages::LIST_FORMS => forms::list(shared, body, now),
         _ => Err(Rejection::new(codes::SERVICE_UNKNOWN, "服务编码不存在").into()),
     };
     match answer {
@@ -246,6 +254,7 @@ fn record(
     let mut counts = UploadCounts::default();
     let mut items = Vec::with_capacity(prepared.len());
     let mut ledger = shared.ledger();
+    ledger.catch_up(now);
     for (index, invoice) in prepared.into_iter().enumerate() {
         let outcome = match ledger.state.judge(seller, &invoice) {
             Judgement::Accept if dropped.get(index).copied().unwrap_or(false) => {
@@ -255,6 +264,7 @@ fn record(
             Judgement::Accept => {
                 counts.recorded += 1;
                 let number = invoice.number;
+                let form = invoice.content.red.as_ref().map(|r| r.form_number.clone());
                 ledger.commit(Event::Recorded {
                     seller: seller.clone(),
                     number,
@@ -263,6 +273,12 @@ fn record(
                     content_sm3: invoice.content_sm3,
                     content: Box::new(invoice.content),
                 });
+                if let Some(form) = form {
+                    ledger.commit(Event::FormRedRecorded {
+                        number: form,
+                        red_number: number,
+                    });
+                }
                 UploadOutcome::Recorded
             }
             Judgement::Duplicate => {

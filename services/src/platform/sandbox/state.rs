@@ -1,9 +1,16 @@
-//! What the sandbox platform knows: reserved number ranges, quota, uploads and recorded invoices.
+//! What the sandbox platform knows: reserved number ranges, quota, uploads, recorded invoices,
+//! red-letter confirmation forms ([`forms`]) and the offset of its business clock.
 //!
 //! Every change is an [`Event`]: an operation first decides (reading the state, the time passed
 //! in) and returns the events it wants, then [`State::apply`] makes them happen. Replaying a journal
 //! is applying its events again. It must not do I/O, read a clock or sleep; lookups are hash or
 //! B-tree lookups, never scans of all invoices (except the admin listing).
+//!
+//! Business time is the sandbox's clock plus an offset the admin API advances (journaled as
+//! [`Event::ClockOffsetSet`], so it survives a restart with a journal). Every business decision
+//! (number years, quota months, upload result delays, issue and record times of self-issued
+//! invoices, form times and expiry) uses business time; only the protocol's timestamp window uses
+//! the unshifted clock, so tests can jump 72 hours ahead and still sign requests.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -17,7 +24,12 @@ use serde::{Deserialize, Serialize};
 use super::checks::{self, BlueView, Rejection};
 use crate::clock::{china_day, china_offset};
 use crate::platform::protocol::messages::codes;
-use crate::platform::{RemoteState, UploadItemResult, UsageStatus};
+use crate::platform::{RemoteForm, RemoteState, UploadItemResult, UsageStatus};
+use fapiao_invoice::redletter::FormStatus;
+
+mod forms;
+
+pub(crate) use forms::{BuyerAnswerError, Filing, FormBook, FormLines, status_text};
 
 /// The fixed settings the state is run with.
 #[derive(Debug, Clone)]
@@ -30,6 +42,9 @@ pub(crate) struct Settings {
     /// Per-seller allotment and monthly quota from the configuration.
     pub overrides: HashMap<TaxpayerId, (Option<u64>, Option<Decimal>)>,
 }
+
+/// The furthest business time may run ahead of the sandbox's clock: 100 years, in seconds.
+pub(crate) const MAX_CLOCK_OFFSET: i64 = 100 * 366 * 24 * 3600;
 
 /// One change of state, as journaled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +87,25 @@ pub(crate) enum Event {
     UsageSet {
         number: InvoiceNumber,
         usage: UsageStatus,
+    },
+    /// A confirmation form was filed, by the seller or (through the admin API) the buyer.
+    FormFiled {
+        form: Box<RemoteForm>,
+    },
+    /// A form's status changed at `at` (an answer, a withdrawal, or expiry at its deadline).
+    FormStatusChanged {
+        number: String,
+        status: FormStatus,
+        at: DateTime<Utc>,
+    },
+    /// A red invoice was recorded for a form.
+    FormRedRecorded {
+        number: String,
+        red_number: InvoiceNumber,
+    },
+    /// Business time is now the sandbox's clock plus this many seconds.
+    ClockOffsetSet {
+        offset_seconds: i64,
     },
 }
 
@@ -180,6 +214,9 @@ pub(crate) struct State {
     invoices: HashMap<InvoiceNumber, Record>,
     by_day: HashMap<(TaxpayerId, NaiveDate), Vec<InvoiceNumber>>,
     uploads: HashMap<String, Upload>,
+    forms: FormBook,
+    /// Business time minus the sandbox's clock, in seconds (never negative).
+    clock_offset_seconds: i64,
 }
 
 impl State {
@@ -193,6 +230,8 @@ impl State {
             invoices: HashMap::new(),
             by_day: HashMap::new(),
             uploads: HashMap::new(),
+            forms: FormBook::default(),
+            clock_offset_seconds: 0,
         }
     }
 
@@ -264,6 +303,16 @@ impl State {
                 if let Some(record) = self.invoices.get_mut(&number) {
                     record.usage = usage;
                 }
+            }
+            Event::FormFiled { form } => self.forms.file(*form),
+            Event::FormStatusChanged { number, status, at } => {
+                self.forms.change_status(&number, status, at);
+            }
+            Event::FormRedRecorded { number, red_number } => {
+                self.forms.set_red_number(&number, red_number);
+            }
+            Event::ClockOffsetSet { offset_seconds } => {
+                self.clock_offset_seconds = offset_seconds;
             }
         }
     }
@@ -463,7 +512,13 @@ impl State {
                         reversed: record.reversed,
                     })
             });
-            checks::red_reference(seller, &invoice.content, blue)
+            checks::red_reference(seller, &invoice.content, blue)?;
+            let form = invoice
+                .content
+                .red
+                .as_ref()
+                .and_then(|reference| self.forms.get(&reference.form_number));
+            checks::red_form(seller, &invoice.content, form)
         });
         match checked {
             Ok(()) => Judgement::Accept,
@@ -540,6 +595,23 @@ impl State {
             quota,
         });
         allotment.into_iter().chain(quota).collect()
+    }
+
+    /// Business time: the sandbox's clock plus the offset the admin has advanced it by.
+    pub fn business_time(&self, clock: DateTime<Utc>) -> DateTime<Utc> {
+        clock + chrono::Duration::seconds(self.clock_offset_seconds)
+    }
+
+    /// Moves business time `seconds` ahead; `None` when negative or beyond [`MAX_CLOCK_OFFSET`].
+    pub fn advance_clock(&self, seconds: i64) -> Option<Event> {
+        if seconds < 0 {
+            return None;
+        }
+        let offset_seconds = self
+            .clock_offset_seconds
+            .checked_add(seconds)
+            .filter(|offset| *offset <= MAX_CLOCK_OFFSET)?;
+        Some(Event::ClockOffsetSet { offset_seconds })
     }
 
     pub fn seller_view(&self, seller: &TaxpayerId) -> SellerView {

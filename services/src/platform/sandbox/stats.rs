@@ -1,4 +1,4 @@
-//! Counters of what the sandbox saw, for the admin API and for tests.
+//! Counters of what the sandbox saw, for the admin API and for tests, and the forms it holds.
 
 use std::collections::BTreeMap;
 
@@ -21,8 +21,12 @@ pub struct Stats {
     /// Uploads of an already recorded number with the same content (recorded again, idempotently).
     pub duplicate_uploads: u64,
     /// Faults injected, by kind: `latency`, `busy`, `timeout_processed`, `timeout_unprocessed`,
-    /// `lost_upload`, `dropped_record`, `duplicate_result`.
+    /// `lost_upload`, `dropped_record`, `duplicate_result`, `self_issued_red`.
     pub faults: BTreeMap<String, u64>,
+    /// Confirmation forms held now, by status code (`01`–`13`); from the state, so persisted with
+    /// it.
+    #[serde(default)]
+    pub forms: BTreeMap<String, u64>,
 }
 
 impl Stats {
