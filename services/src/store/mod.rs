@@ -20,6 +20,7 @@ mod issue;
 mod outcomes;
 mod read;
 mod reconcile;
+mod redletter;
 mod supply;
 mod upload;
 
@@ -33,6 +34,9 @@ pub use read::{InvoiceFilter, StoredEvent};
 pub use reconcile::{
     AdoptedInvoice, DriftFilter, DriftWrite, LedgerRow, RepairWrite, ResolveRefused, RunFilter,
     RunRequest, RunTotals, StoredDrift, StoredRun,
+};
+pub use redletter::{
+    FormFilter, FormPhase, Reservation, Reserved, StoredForm, StoredFormEvent, status_reason,
 };
 pub use supply::{PendingDownload, SupplyStatus};
 pub use upload::{AttemptNote, DueUpload, UploadPhase, UploadUpdate};

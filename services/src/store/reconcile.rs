@@ -188,6 +188,18 @@ impl Store {
             }],
         )
         .await?;
+        if let Some(red) = &c.red
+            && adopted.state == InvoiceState::Recorded
+        {
+            // A red invoice the platform issued after a confirmation: it reverses its blue
+            // invoice and completes its form.
+            let reversed = self
+                .reverse_blues(&mut tx, &[adopted.number.to_string()], now, actor)
+                .await?;
+            insert_events(&mut tx, &reversed).await?;
+            self.link_adopted_red(&mut tx, &red.form_number, &adopted.number, now, actor)
+                .await?;
+        }
         tx.commit().await.context("committing an adoption")?;
         Ok(true)
     }
@@ -976,7 +988,7 @@ async fn drift_on(pool: &sqlx::AnyPool, drift: i64) -> anyhow::Result<Option<Sto
 }
 
 /// A listing's `WHERE` clause, built one condition at a time with numbered parameters.
-struct Conditions {
+pub(super) struct Conditions {
     sql: String,
     args: AnyArguments<'static>,
     next: usize,
@@ -984,7 +996,7 @@ struct Conditions {
 }
 
 impl Conditions {
-    fn new(select: String) -> Self {
+    pub(super) fn new(select: String) -> Self {
         Self {
             sql: select,
             args: AnyArguments::default(),
@@ -1000,7 +1012,7 @@ impl Conditions {
     }
 
     /// Add `condition`, whose every `{}` stands for `value`.
-    fn and<T>(&mut self, condition: &str, value: T) -> anyhow::Result<()>
+    pub(super) fn and<T>(&mut self, condition: &str, value: T) -> anyhow::Result<()>
     where
         T: 'static + sqlx::Encode<'static, sqlx::Any> + sqlx::Type<sqlx::Any> + Send,
     {
@@ -1013,7 +1025,7 @@ impl Conditions {
     }
 
     /// Add `column IN (values…)`.
-    fn and_in(&mut self, column: &str, values: &[String]) -> anyhow::Result<()> {
+    pub(super) fn and_in(&mut self, column: &str, values: &[String]) -> anyhow::Result<()> {
         self.keyword();
         self.sql.push_str(&format!(
             "{column} IN ({})",
@@ -1028,7 +1040,10 @@ impl Conditions {
     }
 
     /// The statement, newest (highest id) first, at most `limit` rows.
-    fn newest_first(mut self, limit: u32) -> anyhow::Result<(String, AnyArguments<'static>)> {
+    pub(super) fn newest_first(
+        mut self,
+        limit: u32,
+    ) -> anyhow::Result<(String, AnyArguments<'static>)> {
         self.sql
             .push_str(&format!(" ORDER BY id DESC LIMIT ${}", self.next));
         sqlx::Arguments::add(&mut self.args, i64::from(limit))

@@ -187,7 +187,19 @@ impl Store {
             )
             .await?;
         }
-        let events: Vec<NewEvent> = updates
+        let recorded_reds: Vec<String> = updates
+            .iter()
+            .filter(|u| {
+                u.item.colour == Colour::Red
+                    && u.state == Some(InvoiceState::Recorded)
+                    && u.item.state != InvoiceState::Recorded
+            })
+            .map(|u| u.item.number.to_string())
+            .collect();
+        let reversed = self
+            .reverse_blues(&mut tx, &recorded_reds, now, actor)
+            .await?;
+        let mut events: Vec<NewEvent> = updates
             .iter()
             .filter_map(|u| {
                 let state = u.state?;
@@ -206,6 +218,7 @@ impl Store {
                 })
             })
             .collect();
+        events.extend(reversed);
         if !events.is_empty() {
             self.lock_event_order(&mut tx).await?;
             insert_events(&mut tx, &events).await?;
