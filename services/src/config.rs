@@ -58,6 +58,8 @@ pub struct Config {
     pub alerts: crate::alerting::AlertConfig,
     /// The Prometheus `/metrics` endpoint.
     pub metrics: crate::metrics::MetricsConfig,
+    /// Following red-letter forms and issuing their red invoices.
+    pub red_letter: crate::redletter::RedLetterConfig,
 }
 
 impl Default for Config {
@@ -78,6 +80,7 @@ impl Default for Config {
             reconcile: crate::reconciling::ReconcileConfig::default(),
             alerts: crate::alerting::AlertConfig::default(),
             metrics: crate::metrics::MetricsConfig::default(),
+            red_letter: crate::redletter::RedLetterConfig::default(),
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod issuance;
 pub mod metrics;
 pub mod platform;
 pub mod reconciling;
+pub mod redletter;
 pub mod sellers;
 pub mod server;
 pub mod store;

@@ -49,6 +49,8 @@ pub struct App {
     /// The generated token when none was configured, for `main` to print once.
     pub development_token: Option<String>,
     pub issuance: Issuance,
+    /// Files red-letter forms and issues their red invoices.
+    pub red_letters: crate::redletter::RedLetters,
     /// Where the in-process sandbox platform listens, when it runs.
     pub sandbox_address: Option<SocketAddr>,
     /// Where layout files are archived.
@@ -160,7 +162,7 @@ impl App {
         let mut tasks = vec![
             supply::spawn(
                 shared.clone(),
-                seller_ids,
+                seller_ids.clone(),
                 config.supply.clone(),
                 supply_handle.clone(),
                 stop_rx.clone(),
@@ -223,7 +225,25 @@ impl App {
             changes_rx.clone(),
             stop_rx.clone(),
         ));
-        let issuance = Issuance::new(store, queue, changes_rx, supply_handle, stop_rx);
+        let issuance = Issuance::new(
+            store.clone(),
+            queue,
+            changes_rx,
+            supply_handle,
+            stop_rx.clone(),
+        );
+        let red_letters = crate::redletter::RedLetters::new(
+            store,
+            issuance.clone(),
+            shared.platform.clone(),
+            clock.clone(),
+            config.red_letter.clone(),
+        );
+        tasks.push(crate::redletter::spawn(
+            red_letters.clone(),
+            seller_ids.clone(),
+            stop_rx,
+        ));
         Ok(Self {
             catalog: Arc::new(catalog),
             limits: Arc::new(Limits::default()),
@@ -231,6 +251,7 @@ impl App {
             auth: Arc::new(auth),
             development_token,
             issuance,
+            red_letters,
             sandbox_address,
             archive,
             reconciler,
@@ -332,6 +353,7 @@ pub async fn run(
         limits,
         sellers,
         issuance,
+        red_letters,
         background,
         archive,
         clock,
@@ -353,7 +375,7 @@ pub async fn run(
         authenticate.clone(),
     );
     let issuance_service = IssuanceServiceServer::with_interceptor(
-        IssuanceApi::new(catalog, limits, sellers, issuance),
+        IssuanceApi::new(catalog, limits, sellers, issuance, red_letters),
         authenticate,
     );
     let (health_reporter, health) = tonic_health::server::health_reporter();

@@ -349,3 +349,91 @@ impl TestApp {
         }
     }
 }
+
+impl TestApp {
+    /// Download an archived file through the audit API, checking its chunks arrive after the
+    /// metadata: (metadata, bytes).
+    pub async fn download(
+        &self,
+        number: &str,
+        format: fapiao_proto::v1::FileFormat,
+    ) -> Result<(fapiao_proto::v1::ArchivedFileMetadata, Vec<u8>), tonic::Status> {
+        use fapiao_proto::v1::{GetArchivedFileRequest, get_archived_file_response::Part};
+        let mut stream = self
+            .audit()
+            .get_archived_file(GetArchivedFileRequest {
+                invoice_number: number.into(),
+                format: format.into(),
+                purpose: "2025 annual audit, sample 17".into(),
+            })
+            .await?
+            .into_inner();
+        let mut metadata = None;
+        let mut bytes = Vec::new();
+        while let Some(message) = stream.message().await? {
+            match message.part {
+                Some(Part::Metadata(m)) => {
+                    assert!(metadata.is_none(), "metadata comes once, first");
+                    metadata = Some(m);
+                }
+                Some(Part::Chunk(chunk)) => {
+                    assert!(metadata.is_some(), "metadata comes before the bytes");
+                    assert!(chunk.len() <= 64 * 1024);
+                    bytes.extend_from_slice(&chunk);
+                }
+                None => panic!("a download message without a part"),
+            }
+        }
+        Ok((metadata.expect("metadata in the download"), bytes))
+    }
+
+    /// Ask for a reconciliation pass over the last hour and wait (at most 60 s) until it is
+    /// finished; returns the run.
+    pub async fn reconcile_last_hour(&self, why: &str) -> fapiao_proto::v1::ReconciliationRun {
+        use fapiao_proto::v1::{
+            GetReconciliationRunRequest, RunStatus, TimeRange, TriggerReconciliationRequest,
+        };
+        let stamp = |at: chrono::DateTime<chrono::Utc>| prost_types::Timestamp {
+            seconds: at.timestamp(),
+            nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+        };
+        let now = chrono::Utc::now();
+        let started = self
+            .ops()
+            .trigger_reconciliation(TriggerReconciliationRequest {
+                window: Some(TimeRange {
+                    from: Some(stamp(now - chrono::TimeDelta::hours(1))),
+                    to: Some(stamp(now)),
+                }),
+                seller_tax_ids: Vec::new(),
+                reason: why.into(),
+            })
+            .await
+            .expect("a pass is accepted")
+            .into_inner()
+            .run
+            .expect("a run in the answer");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let run = self
+                .ops()
+                .get_reconciliation_run(GetReconciliationRunRequest {
+                    run_id: started.run_id.clone(),
+                })
+                .await
+                .expect("the run is readable")
+                .into_inner()
+                .run
+                .expect("a run in the answer");
+            if matches!(run.status(), RunStatus::Succeeded | RunStatus::Failed) {
+                return run;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "run {} did not finish: {run:?}",
+                started.run_id
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}

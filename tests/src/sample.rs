@@ -69,3 +69,54 @@ pub fn content(seller_tax_id: &str, request_id: &str, amount: &str) -> InvoiceCo
         .validate(&draft)
         .unwrap_or_else(|v| panic!("the sample invoice is invalid: {v:?}"))
 }
+
+/// A valid blue 专票 for the demo seller with two lines: `first` yuan of software development at
+/// 6 %, and 10 laptops at 50.00 yuan at 13 % (500.00).
+pub fn two_lines(request_id: &str, first: &str) -> v1::InvoiceInput {
+    let mut invoice = input(request_id, first);
+    invoice.lines.push(v1::LineInput {
+        item_name: "笔记本电脑".into(),
+        tax_code: "1090509010000000000".into(),
+        quantity: "10".into(),
+        unit_price: "50".into(),
+        unit: "套".into(),
+        tax_rate: "13%".into(),
+        ..Default::default()
+    });
+    invoice
+}
+
+/// A full reversal of `blue` for the demo seller under `request_id` (reason: issued in error).
+pub fn full_reversal(request_id: &str, blue: &str) -> v1::RedLetterInput {
+    v1::RedLetterInput {
+        seller_tax_id: DEMO_SELLER.into(),
+        request_id: request_id.into(),
+        blue_invoice_number: blue.into(),
+        reason: v1::RedLetterReason::IssuedInError.into(),
+        scope: Some(v1::red_letter_input::Scope::Full(v1::FullReversal {})),
+        drawer: "李四".into(),
+        ..Default::default()
+    }
+}
+
+/// A partial reversal of `blue` by `(line, amount, quantity)` (reason: sales return).
+pub fn partial_reversal(
+    request_id: &str,
+    blue: &str,
+    lines: &[(u32, &str, &str)],
+) -> v1::RedLetterInput {
+    v1::RedLetterInput {
+        reason: v1::RedLetterReason::SalesReturn.into(),
+        scope: Some(v1::red_letter_input::Scope::Partial(v1::PartialReversal {
+            lines: lines
+                .iter()
+                .map(|(line, amount, quantity)| v1::LineReversal {
+                    line_number: *line,
+                    amount: (*amount).into(),
+                    quantity: (*quantity).into(),
+                })
+                .collect(),
+        })),
+        ..full_reversal(request_id, blue)
+    }
+}

@@ -174,8 +174,8 @@ async fn an_empty_request_lists_what_is_missing() {
 async fn rpcs_not_served_yet_say_so() {
     let app = spawn_app().await.unwrap();
     let status = app
-        .issuance()
-        .get_red_letter_form(v1::GetRedLetterFormRequest::default())
+        .ops()
+        .get_number_and_quota_status(v1::GetNumberAndQuotaStatusRequest::default())
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unimplemented);

@@ -1,7 +1,8 @@
-//! `IssuanceService`: issue, validate, read, list and watch invoices. Handlers check the caller,
-//! convert, delegate to the issuance workflow and convert back. Red-letter RPCs answer
-//! `UNIMPLEMENTED` until the red-letter path lands.
+//! `IssuanceService`: issue, validate, read, list and watch invoices, and reverse them. Handlers
+//! check the caller, convert, delegate to the issuance workflow (red-letter calls to
+//! [`super::redletter`]) and convert back.
 
+use super::redletter::RedLetterRpc;
 use super::{convert, paging, status};
 use crate::auth::{self, Caller, Role};
 use crate::issuance::{Issuance, IssueError};
@@ -35,6 +36,7 @@ pub struct IssuanceApi {
     limits: Arc<Limits>,
     sellers: Arc<SellerDirectory>,
     issuance: Issuance,
+    red: RedLetterRpc,
 }
 
 impl IssuanceApi {
@@ -43,8 +45,10 @@ impl IssuanceApi {
         limits: Arc<Limits>,
         sellers: Arc<SellerDirectory>,
         issuance: Issuance,
+        red_letters: crate::redletter::RedLetters,
     ) -> Self {
         Self {
+            red: RedLetterRpc::new(red_letters, sellers.clone(), limits.clone()),
             catalog,
             limits,
             sellers,
@@ -356,8 +360,18 @@ impl IssuanceService for IssuanceApi {
             .map_err(|e| status::internal("reading archived files", &e))?
             .remove(&invoice.number)
             .unwrap_or_default();
+        let mut wire = convert::invoice(&invoice, &files);
+        if invoice.content.red.is_none() {
+            let forms = self
+                .issuance
+                .store()
+                .blue_forms(&invoice.number)
+                .await
+                .map_err(|e| status::internal("reading red-letter forms", &e))?;
+            wire.reversal = Some(super::redletter::reversal(&invoice.content, &forms));
+        }
         Ok(Response::new(v1::GetInvoiceResponse {
-            invoice: Some(convert::invoice(&invoice, &files)),
+            invoice: Some(wire),
         }))
     }
 
@@ -506,53 +520,87 @@ impl IssuanceService for IssuanceApi {
 
     async fn request_red_letter(
         &self,
-        _: Request<v1::RequestRedLetterRequest>,
+        request: Request<v1::RequestRedLetterRequest>,
     ) -> Result<Response<v1::RequestRedLetterResponse>, Status> {
-        Err(status::not_yet("RequestRedLetter"))
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Issuer)?;
+        let input = request.into_inner().red_letter.unwrap_or_default();
+        let (outcome, replayed) = self.red.request(&caller, &input).await?;
+        Ok(Response::new(v1::RequestRedLetterResponse {
+            form: outcome.form,
+            red_invoice: outcome.red_invoice,
+            replayed,
+        }))
     }
 
     async fn request_red_letters(
         &self,
-        _: Request<v1::RequestRedLettersRequest>,
+        request: Request<v1::RequestRedLettersRequest>,
     ) -> Result<Response<v1::RequestRedLettersResponse>, Status> {
-        Err(status::not_yet("RequestRedLetters"))
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Issuer)?;
+        let inputs = request.into_inner().red_letters;
+        let results = self.red.request_many(&caller, &inputs).await?;
+        Ok(Response::new(v1::RequestRedLettersResponse { results }))
     }
 
     async fn get_red_letter_form(
         &self,
-        _: Request<v1::GetRedLetterFormRequest>,
+        request: Request<v1::GetRedLetterFormRequest>,
     ) -> Result<Response<v1::GetRedLetterFormResponse>, Status> {
-        Err(status::not_yet("GetRedLetterForm"))
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Issuer)?;
+        let form = self.red.get(&caller, request.into_inner()).await?;
+        Ok(Response::new(v1::GetRedLetterFormResponse {
+            form: Some(form),
+        }))
     }
 
     async fn list_red_letter_forms(
         &self,
-        _: Request<v1::ListRedLetterFormsRequest>,
+        request: Request<v1::ListRedLetterFormsRequest>,
     ) -> Result<Response<v1::ListRedLetterFormsResponse>, Status> {
-        Err(status::not_yet("ListRedLetterForms"))
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Issuer)?;
+        Ok(Response::new(
+            self.red.list(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn confirm_red_letter_form(
         &self,
-        _: Request<v1::ConfirmRedLetterFormRequest>,
+        request: Request<v1::ConfirmRedLetterFormRequest>,
     ) -> Result<Response<v1::ConfirmRedLetterFormResponse>, Status> {
-        Err(status::not_yet("ConfirmRedLetterForm"))
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Issuer)?;
+        Ok(Response::new(
+            self.red.confirm(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn withdraw_red_letter_form(
         &self,
-        _: Request<v1::WithdrawRedLetterFormRequest>,
+        request: Request<v1::WithdrawRedLetterFormRequest>,
     ) -> Result<Response<v1::WithdrawRedLetterFormResponse>, Status> {
-        Err(status::not_yet("WithdrawRedLetterForm"))
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Issuer)?;
+        let form = self.red.withdraw(&caller, request.into_inner()).await?;
+        Ok(Response::new(v1::WithdrawRedLetterFormResponse {
+            form: Some(form),
+        }))
     }
 
     type WatchRedLetterFormsStream = BoxStream<v1::WatchRedLetterFormsResponse>;
 
     async fn watch_red_letter_forms(
         &self,
-        _: Request<v1::WatchRedLetterFormsRequest>,
+        request: Request<v1::WatchRedLetterFormsRequest>,
     ) -> Result<Response<Self::WatchRedLetterFormsStream>, Status> {
-        Err(status::not_yet("WatchRedLetterForms"))
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Issuer)?;
+        Ok(Response::new(
+            self.red.watch(&caller, request.into_inner()).await?,
+        ))
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`convert`]: proto → domain drafts and domain → proto messages. No rules, only mapping.
 //! - [`status`]: domain errors → `tonic::Status`, with `google.rpc.BadRequest` details.
 //! - [`issuance`]: the `IssuanceService` implementation.
+//! - [`redletter`]: the red-letter RPCs of `IssuanceService`, and the form conversion.
 //! - [`paging`]: page sizes, page tokens and the filters listings share.
 //! - [`audit`]: the `AuditService` implementation (auditors; every call recorded).
 //! - [`ops`]: the `OpsService` implementation (operators: reconciliation runs, drifts, passes).
@@ -13,4 +14,5 @@ pub mod convert;
 pub mod issuance;
 pub mod ops;
 pub mod paging;
+pub mod redletter;
 pub mod status;

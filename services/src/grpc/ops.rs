@@ -5,7 +5,7 @@
 //! reconciliation worker ([`crate::reconciling::schedule`]). A resolution keeps who resolved the
 //! drift and why; a requested pass keeps who asked and why.
 
-use super::{convert, status};
+use super::{convert, paging, status};
 use crate::auth::{self, Role};
 use crate::clock::SharedClock;
 use crate::reconciling::schedule::Reconciler;
@@ -492,8 +492,73 @@ impl OpsService for OpsApi {
         &self,
         request: Request<v1::ListPendingRedLetterFormsRequest>,
     ) -> Result<Response<v1::ListPendingRedLetterFormsResponse>, Status> {
-        auth::caller(&request)?.require_role(Role::Operator)?;
-        Err(status::not_yet("ListPendingRedLetterForms"))
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Operator)?;
+        let req = request.into_inner();
+        let mut problems: Vec<(String, &str, &str)> = Vec::new();
+        let seller = match req.seller_tax_id.trim() {
+            "" => None,
+            text => match TaxpayerId::parse(text) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    problems.push((
+                        "seller_tax_id".into(),
+                        "SELLER_TAX_ID_INVALID",
+                        "纳税人识别号无效",
+                    ));
+                    None
+                }
+            },
+        };
+        let within = match &req.expiring_within {
+            None => None,
+            Some(d) if d.seconds < 0 || d.nanos < 0 => {
+                problems.push((
+                    "expiring_within".into(),
+                    "DURATION_NEGATIVE",
+                    "时长不能为负",
+                ));
+                None
+            }
+            Some(d) => Some(
+                chrono::Duration::seconds(d.seconds)
+                    + chrono::Duration::nanoseconds(i64::from(d.nanos)),
+            ),
+        };
+        if !problems.is_empty() {
+            return Err(status::bad_fields(&problems));
+        }
+        if let Some(seller) = &seller {
+            caller.require_seller(seller)?;
+        }
+        let fingerprint = paging::fingerprint(&(&seller, &within));
+        let after = pending_cursor(&req.page_token, &fingerprint)?;
+        let size = paging::page_size(req.page_size);
+        let now = self.clock.now();
+        let found = self
+            .store
+            .pending_forms(
+                seller.as_ref().map(TaxpayerId::as_str),
+                within.map(|w| now + w),
+                after,
+                size + 1,
+            )
+            .await
+            .map_err(|e| status::internal("listing pending red-letter forms", &e))?;
+        let more = found.len() > size as usize;
+        let page = &found[..found.len().min(size as usize)];
+        let next_page_token = match (more, page.last()) {
+            (true, Some(last)) => format!(
+                "p1.{}.{}.{fingerprint}",
+                last.expires_at.map(|e| e.timestamp_micros()).unwrap_or(0),
+                last.id
+            ),
+            _ => String::new(),
+        };
+        Ok(Response::new(v1::ListPendingRedLetterFormsResponse {
+            forms: super::redletter::forms(&self.store, page).await?,
+            next_page_token,
+        }))
     }
 
     async fn get_number_and_quota_status(
@@ -502,5 +567,25 @@ impl OpsService for OpsApi {
     ) -> Result<Response<v1::GetNumberAndQuotaStatusResponse>, Status> {
         auth::caller(&request)?.require_role(Role::Operator)?;
         Err(status::not_yet("GetNumberAndQuotaStatus"))
+    }
+}
+
+/// Where a pending-form listing continues, from a token made for the same filters.
+fn pending_cursor(
+    token: &str,
+    fingerprint: &str,
+) -> Result<Option<(chrono::DateTime<chrono::Utc>, i64)>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let parts: Vec<&str> = token.splitn(4, '.').collect();
+    match parts.as_slice() {
+        ["p1", at, id, fp] if *fp == fingerprint => {
+            let at = at.parse::<i64>().map_err(|_| paging::bad_token())?;
+            let id = id.parse::<i64>().map_err(|_| paging::bad_token())?;
+            let at = chrono::DateTime::from_timestamp_micros(at).ok_or_else(paging::bad_token)?;
+            Ok(Some((at, id)))
+        }
+        _ => Err(paging::bad_token()),
     }
 }
