@@ -225,6 +225,32 @@ async fn a_full_reversal_of_an_unused_invoice_issues_the_red_invoice_at_once(db:
         )]
     );
 
+    // A request bad in every field says so at once, and files nothing.
+    let bad = request(
+        &app,
+        v1::RedLetterInput {
+            seller_tax_id: "91310000MA1FP0001X".into(),
+            request_id: "退款".into(),
+            blue_invoice_number: "12345".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(
+        violations(&bad),
+        [
+            ("seller_tax_id", "SELLER_TAX_ID_CHECK_DIGIT"),
+            ("request_id", "REQUEST_ID_FORMAT"),
+            ("blue_invoice_number", "RED_BLUE_NUMBER_FORMAT"),
+            ("reason", "RED_REASON_REQUIRED"),
+            ("scope", "RED_SCOPE_REQUIRED"),
+            ("drawer", "DRAWER_REQUIRED"),
+        ]
+        .map(|(f, c)| (f.to_owned(), c.to_owned()))
+    );
+
     // By request id too.
     let by_request = app
         .issuance()

@@ -253,11 +253,11 @@ impl RedLetterRpc {
                 }
                 Some(seller)
             }
-            Err(_) => {
+            Err(e) => {
                 violations.push(Violation::new(
                     "seller_tax_id",
-                    Code::SELLER_TAX_ID_LENGTH,
-                    "须提供有效的销售方纳税人识别号",
+                    Code::from_name(&format!("SELLER_{}", e.code())).unwrap_or(Code::INVALID_VALUE),
+                    e.message_zh(),
                 ));
                 None
             }

@@ -23,7 +23,9 @@ use crate::store::{
 use chrono::{DateTime, Utc};
 use fapiao_invoice::limits::Limits;
 use fapiao_invoice::model::RedReference;
-use fapiao_invoice::redletter::{FormStatus, Initiator, RedLetterRequest, red_invoice};
+use fapiao_invoice::redletter::{
+    FormStatus, Initiator, RedLetterRequest, ReversalScope, red_invoice,
+};
 use fapiao_invoice::taxpayer::TaxpayerId;
 use fapiao_invoice::violation::{Code, Violation};
 use serde::Deserialize;
@@ -635,17 +637,38 @@ fn wrong_status(code: &'static str, form: &StoredForm) -> RedLetterError {
     }
 }
 
-/// SM3 of what a request asks, so the same request again is recognised.
+/// SM3 of what a request asks, so the same request again is recognised: decimals normalised
+/// ("40" equals "40.00"), one line per field.
 fn request_digest(request: &RedLetterRequest) -> String {
-    let text = format!(
-        "{}\n{}\n{}\n{:?}\n{}\n{}",
-        request.request_id,
-        request.blue_number,
+    let decimal = |text: &str| {
+        text.trim()
+            .parse::<rust_decimal::Decimal>()
+            .map_or_else(|_| text.trim().to_owned(), |d| d.normalize().to_string())
+    };
+    let scope = match &request.scope {
+        ReversalScope::Full => "full".to_owned(),
+        ReversalScope::Lines(lines) => lines
+            .iter()
+            .map(|l| {
+                format!(
+                    "{}:{}:{}",
+                    l.line_number,
+                    decimal(&l.amount),
+                    decimal(&l.quantity)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(";"),
+    };
+    let text = [
+        request.request_id.as_str(),
+        &request.blue_number.to_string(),
         request.reason.code(),
-        request.scope,
-        request.remark,
-        request.drawer
-    );
+        &scope,
+        &request.remark,
+        &request.drawer,
+    ]
+    .join("\n");
     crate::platform::protocol::sm3_hex(text.as_bytes())
 }
 
@@ -705,4 +728,43 @@ pub fn spawn(
         }
         tracing::debug!("red-letter follow-up stopped");
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fapiao_invoice::model::RedLetterReason;
+    use fapiao_invoice::redletter::LineReversalDraft;
+
+    fn partial(amount: &str) -> RedLetterRequest {
+        RedLetterRequest {
+            request_id: "refund-1".into(),
+            blue_number: "26312000000000000001".parse().expect("a number"),
+            reason: RedLetterReason::SalesAllowance,
+            scope: ReversalScope::Lines(vec![LineReversalDraft {
+                line_number: 1,
+                amount: amount.into(),
+                quantity: String::new(),
+            }]),
+            remark: String::new(),
+            drawer: "张三".into(),
+        }
+    }
+
+    #[test]
+    fn the_same_request_in_other_notation_has_the_same_digest() {
+        assert_eq!(
+            request_digest(&partial("40")),
+            request_digest(&partial("40.00"))
+        );
+        assert_ne!(
+            request_digest(&partial("40")),
+            request_digest(&partial("40.01"))
+        );
+        let full = RedLetterRequest {
+            scope: ReversalScope::Full,
+            ..partial("40")
+        };
+        assert_ne!(request_digest(&full), request_digest(&partial("40")));
+    }
 }
