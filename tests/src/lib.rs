@@ -437,3 +437,17 @@ impl TestApp {
         }
     }
 }
+
+/// The `(field, code)` of every field violation a refusal carries, in order.
+pub fn violations(status: &tonic::Status) -> Vec<(String, String)> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .into_iter()
+                .map(|v| (v.field, v.reason))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -11,8 +11,7 @@ use fapiao_archive::check::sm3_hex;
 use fapiao_proto::v1::{
     self, GetArchivedFileRequest, GetInvoiceHistoryRequest, GetInvoiceRequest,
     ListAccessRecordsRequest, SearchInvoicesRequest, TimeRange, VerifyInvoicesRequest,
-    get_archived_file_response, get_invoice_request, verify_invoices_request,
-    verify_invoices_response,
+    get_invoice_request, verify_invoices_request, verify_invoices_response,
 };
 use fapiao_services::config::Config;
 use fapiao_services::store::{Store, StoreOptions};
@@ -41,39 +40,6 @@ async fn issue(app: &TestApp, request_id: &str, amount: &str) -> String {
 async fn archived(app: &TestApp, number: &str) -> v1::Invoice {
     app.invoice_when(number, |invoice| invoice.files.len() == 3)
         .await
-}
-
-/// Download a file through the audit API: (metadata, bytes).
-async fn download(
-    app: &TestApp,
-    number: &str,
-    format: v1::FileFormat,
-) -> Result<(v1::ArchivedFileMetadata, Vec<u8>), tonic::Status> {
-    let mut stream = app
-        .audit()
-        .get_archived_file(GetArchivedFileRequest {
-            invoice_number: number.into(),
-            format: format.into(),
-            purpose: "2025 annual audit, sample 17".into(),
-        })
-        .await?
-        .into_inner();
-    let mut metadata = None;
-    let mut bytes = Vec::new();
-    while let Some(message) = stream.next().await {
-        match message?.part.unwrap() {
-            get_archived_file_response::Part::Metadata(m) => {
-                assert!(metadata.is_none(), "metadata comes once, first");
-                metadata = Some(m);
-            }
-            get_archived_file_response::Part::Chunk(chunk) => {
-                assert!(metadata.is_some(), "metadata comes before the bytes");
-                assert!(chunk.len() <= 64 * 1024);
-                bytes.extend_from_slice(&chunk);
-            }
-        }
-    }
-    Ok((metadata.unwrap(), bytes))
 }
 
 async fn verify_one(
@@ -178,7 +144,7 @@ async fn auditors_download_files_and_every_access_is_recorded(db: TestDatabase) 
     .into_iter()
     .zip(&invoice.files)
     {
-        let (metadata, bytes) = download(&app, &number, format).await.unwrap();
+        let (metadata, bytes) = app.download(&number, format).await.unwrap();
         let recorded = metadata.file.unwrap();
         assert_eq!(&recorded, file);
         assert_eq!(sm3_hex(&bytes), recorded.sm3_hex);
@@ -196,7 +162,8 @@ async fn auditors_download_files_and_every_access_is_recorded(db: TestDatabase) 
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
-    let missing = download(&app, "26312000000999999999", v1::FileFormat::Pdf)
+    let missing = app
+        .download("26312000000999999999", v1::FileFormat::Pdf)
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
@@ -413,7 +380,7 @@ async fn tampering_with_any_byte_is_detected(db: TestDatabase) {
             .filter(|(i, _)| *i != index)
             .all(|(_, f)| f.digest_matches() == v1::CheckOutcome::Passed);
         assert!(others_pass);
-        let refused = download(&app, &number, file.format()).await.unwrap_err();
+        let refused = app.download(&number, file.format()).await.unwrap_err();
         assert_eq!(refused.code(), Code::DataLoss, "{refused:?}");
 
         std::fs::remove_file(&path).unwrap();

@@ -130,19 +130,6 @@ async fn drifts(app: &TestApp, status: v1::DriftStatus) -> Vec<v1::Drift> {
         .drifts
 }
 
-fn reason_of(status: &tonic::Status) -> Vec<(String, String)> {
-    use tonic_types::StatusExt;
-    status
-        .get_details_bad_request()
-        .map(|bad| {
-            bad.field_violations
-                .into_iter()
-                .map(|v| (v.field, v.reason))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) {
     let url = db.url.clone();
     let mut config = quick();
@@ -345,7 +332,7 @@ async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) 
         .unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
     assert_eq!(
-        reason_of(&refused),
+        fapiao_tests::violations(&refused),
         vec![("reason".to_owned(), "RESOLUTION_REASON_REQUIRED".to_owned())]
     );
     let resolved = ops
@@ -433,7 +420,7 @@ async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) 
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
-    let mut fields = reason_of(&bad);
+    let mut fields = fapiao_tests::violations(&bad);
     fields.sort();
     assert_eq!(
         fields,
@@ -458,7 +445,7 @@ async fn operators_trigger_passes_and_resolve_what_they_found(db: TestDatabase) 
         })
         .await
         .unwrap_err();
-    let mut fields = reason_of(&no_window);
+    let mut fields = fapiao_tests::violations(&no_window);
     fields.sort();
     assert_eq!(
         fields,

@@ -13,7 +13,7 @@ use fapiao_proto::v1::{
 use fapiao_services::config::Config;
 use fapiao_tests::db::{self, TestDatabase};
 use fapiao_tests::sample::{self, DEMO_SELLER};
-use fapiao_tests::{TestApp, spawn_app_on};
+use fapiao_tests::{TestApp, spawn_app_on, violations};
 use reqwest::Method;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -92,19 +92,6 @@ async fn form_when(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn violations(status: &tonic::Status) -> Vec<(String, String)> {
-    use tonic_types::StatusExt;
-    status
-        .get_details_bad_request()
-        .map(|bad| {
-            bad.field_violations
-                .into_iter()
-                .map(|v| (v.field, v.reason))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The buyer has booked the invoice: a form for it needs the buyer's confirmation.

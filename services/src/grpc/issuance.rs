@@ -17,8 +17,6 @@ use fapiao_invoice::validate::Validator;
 use fapiao_proto::v1::{self, issuance_service_server::IssuanceService};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
@@ -27,7 +25,6 @@ use tonic::{Request, Response, Status};
 pub const MAX_BATCH: usize = 100;
 const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 const MAX_WAIT: Duration = Duration::from_secs(60);
-const HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// What the issuance handlers need, shared by every call.
 #[derive(Debug, Clone)]
@@ -462,60 +459,27 @@ impl IssuanceService for IssuanceApi {
             Some(list)
         };
         let store = self.issuance.store().clone();
-        let mut cursor = match parse_cursor(&req.after_cursor)? {
+        let cursor = match parse_cursor(&req.after_cursor)? {
             Some(c) => c,
             None => store
                 .last_event_id()
                 .await
                 .map_err(|e| status::internal("reading the event position", &e))?,
         };
-        let mut changes = self.issuance.changes();
-        let (tx, rx) = mpsc::channel::<Result<v1::WatchInvoicesResponse, Status>>(256);
-        tokio::spawn(async move {
-            let mut idle_since = tokio::time::Instant::now();
-            loop {
-                let events = match store.events_after(cursor, sellers.as_deref(), 500).await {
-                    Ok(events) => events,
-                    Err(e) => {
-                        let _ = tx
-                            .send(Err(status::internal("reading invoice events", &e)))
-                            .await;
-                        return;
-                    }
-                };
-                for event in &events {
-                    cursor = event.id;
-                    let message = v1::WatchInvoicesResponse {
-                        cursor: format!("e{cursor}"),
-                        event: Some(convert::event(event)),
-                    };
-                    if tx.send(Ok(message)).await.is_err() {
-                        return;
-                    }
-                }
-                if !events.is_empty() {
-                    idle_since = tokio::time::Instant::now();
-                    continue;
-                }
-                if idle_since.elapsed() >= HEARTBEAT {
-                    idle_since = tokio::time::Instant::now();
-                    let beat = v1::WatchInvoicesResponse {
-                        cursor: format!("e{cursor}"),
-                        event: None,
-                    };
-                    if tx.send(Ok(beat)).await.is_err() {
-                        return;
-                    }
-                }
-                // Wake on a local change; poll now and then for other replicas' changes.
-                tokio::select! {
-                    _ = changes.changed() => {}
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    () = tx.closed() => return,
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let read = move |after: i64, limit: u32| {
+            let (store, sellers) = (store.clone(), sellers.clone());
+            async move { store.events_after(after, sellers.as_deref(), limit).await }
+        };
+        Ok(Response::new(super::watch::follow(
+            cursor,
+            self.issuance.changes(),
+            read,
+            |cursor, event| v1::WatchInvoicesResponse {
+                cursor: format!("e{cursor}"),
+                event: event.map(convert::event),
+            },
+            "reading invoice events",
+        )))
     }
 
     async fn request_red_letter(

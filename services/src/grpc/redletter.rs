@@ -20,13 +20,8 @@ use fapiao_proto::v1;
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tonic::codegen::BoxStream;
-
-const HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// What the red-letter handlers need.
 #[derive(Debug, Clone)]
@@ -513,7 +508,7 @@ impl RedLetterRpc {
             Some(list)
         };
         let store = self.store().clone();
-        let mut cursor = match req.after_cursor.trim() {
+        let cursor = match req.after_cursor.trim() {
             "" => store
                 .last_form_event_id()
                 .await
@@ -524,56 +519,24 @@ impl RedLetterRpc {
                 .filter(|n| *n >= 0)
                 .ok_or_else(|| status::bad_field("after_cursor", "CURSOR_INVALID", "游标无效"))?,
         };
-        let mut changes = self.red_letters.changes();
-        let (tx, rx) = mpsc::channel::<Result<v1::WatchRedLetterFormsResponse, Status>>(256);
-        tokio::spawn(async move {
-            let mut idle_since = tokio::time::Instant::now();
-            loop {
-                let events = match store
-                    .form_events_after(cursor, sellers.as_deref(), 500)
+        let read = move |after: i64, limit: u32| {
+            let (store, sellers) = (store.clone(), sellers.clone());
+            async move {
+                store
+                    .form_events_after(after, sellers.as_deref(), limit)
                     .await
-                {
-                    Ok(events) => events,
-                    Err(e) => {
-                        let _ = tx
-                            .send(Err(status::internal("reading form events", &e)))
-                            .await;
-                        return;
-                    }
-                };
-                for e in &events {
-                    cursor = e.id;
-                    let message = v1::WatchRedLetterFormsResponse {
-                        cursor: format!("r{cursor}"),
-                        event: Some(event(e)),
-                    };
-                    if tx.send(Ok(message)).await.is_err() {
-                        return;
-                    }
-                }
-                if !events.is_empty() {
-                    idle_since = tokio::time::Instant::now();
-                    continue;
-                }
-                if idle_since.elapsed() >= HEARTBEAT {
-                    idle_since = tokio::time::Instant::now();
-                    let beat = v1::WatchRedLetterFormsResponse {
-                        cursor: format!("r{cursor}"),
-                        event: None,
-                    };
-                    if tx.send(Ok(beat)).await.is_err() {
-                        return;
-                    }
-                }
-                // Wake on a local change; poll now and then for other replicas' changes.
-                tokio::select! {
-                    _ = changes.changed() => {}
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    () = tx.closed() => return,
-                }
             }
-        });
-        Ok(Box::pin(ReceiverStream::new(rx)))
+        };
+        Ok(super::watch::follow(
+            cursor,
+            self.red_letters.changes(),
+            read,
+            |cursor, e| v1::WatchRedLetterFormsResponse {
+                cursor: format!("r{cursor}"),
+                event: e.map(event),
+            },
+            "reading form events",
+        ))
     }
 }
 

@@ -356,3 +356,9 @@ fn decode_event(row: &sqlx::any::AnyRow) -> anyhow::Result<StoredEvent> {
         platform_message: row.try_get("platform_message")?,
     })
 }
+
+impl crate::grpc::watch::Followed for StoredEvent {
+    fn id(&self) -> i64 {
+        self.id
+    }
+}

@@ -1112,3 +1112,9 @@ where
         .map(|row| decode_form(&row))
         .transpose()
 }
+
+impl crate::grpc::watch::Followed for StoredFormEvent {
+    fn id(&self) -> i64 {
+        self.id
+    }
+}
