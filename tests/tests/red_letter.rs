@@ -533,6 +533,17 @@ async fn forms_wait_for_the_buyer_and_end_confirmed_denied_withdrawn_or_expired(
         .await
         .unwrap_err();
     assert_eq!(pending.code(), Code::FailedPrecondition);
+    // Its request id is taken for the red invoice to come, before that invoice exists.
+    let taken = app
+        .issuance()
+        .issue_invoice(v1::IssueInvoiceRequest {
+            invoice: Some(sample::input("rf-a", "5.00")),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(taken.code(), Code::AlreadyExists);
+    assert!(taken.message().contains(&a.form_number), "{taken:?}");
     assert!(
         pending.message().starts_with("RED_LETTER_FORM_PENDING: "),
         "{pending:?}"

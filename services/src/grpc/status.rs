@@ -47,7 +47,9 @@ pub fn seller_not_configured(tax_id: &str) -> Status {
 pub fn issue_error(e: &IssueError) -> Status {
     let message = format!("{}: {e}", e.code());
     match e {
-        IssueError::Conflict { .. } => Status::already_exists(message),
+        IssueError::Conflict { .. } | IssueError::HeldByRedLetter { .. } => {
+            Status::already_exists(message)
+        }
         IssueError::NumbersExhausted { .. } | IssueError::QuotaExhausted { .. } => {
             Status::resource_exhausted(message)
         }

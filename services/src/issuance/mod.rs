@@ -34,6 +34,11 @@ pub enum IssueError {
         request_id: String,
         existing: InvoiceNumber,
     },
+    #[error("request id {request_id} belongs to red-letter request {form_number}")]
+    HeldByRedLetter {
+        request_id: String,
+        form_number: String,
+    },
     #[error("no reserved invoice numbers left for seller {seller}; a top-up is under way")]
     NumbersExhausted { seller: String },
     #[error("downloaded quota of seller {seller} cannot cover this invoice; a top-up is under way")]
@@ -54,7 +59,7 @@ impl IssueError {
     /// The stable code callers branch on.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Conflict { .. } => "REQUEST_ID_REUSED",
+            Self::Conflict { .. } | Self::HeldByRedLetter { .. } => "REQUEST_ID_REUSED",
             Self::NumbersExhausted { .. } => "NUMBERS_EXHAUSTED",
             Self::QuotaExhausted { .. } => "QUOTA_EXHAUSTED",
             Self::QuotaInsufficient { .. } => "QUOTA_INSUFFICIENT",
@@ -160,6 +165,10 @@ impl Issuance {
             IssueOutcome::Conflict { existing } => Err(IssueError::Conflict {
                 request_id,
                 existing,
+            }),
+            IssueOutcome::HeldByRedLetter { form_number } => Err(IssueError::HeldByRedLetter {
+                request_id,
+                form_number,
             }),
             IssueOutcome::NumbersExhausted => {
                 self.supply.wake();

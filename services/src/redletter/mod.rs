@@ -387,7 +387,10 @@ impl RedLetters {
                 Ok(Some(issued.invoice))
             }
             Some(Err(error)) => {
-                let permanent = matches!(error, IssueError::Conflict { .. });
+                let permanent = matches!(
+                    error,
+                    IssueError::Conflict { .. } | IssueError::HeldByRedLetter { .. }
+                );
                 tracing::warn!(
                     form = number.as_str(),
                     error = %error,

@@ -36,6 +36,8 @@ pub enum IssueOutcome {
     Replayed(Box<StoredInvoice>),
     /// The request id was used before with different content.
     Conflict { existing: InvoiceNumber },
+    /// The request id belongs to a red-letter request, whose red invoice will carry it.
+    HeldByRedLetter { form_number: String },
     /// No reserved number left for the seller.
     NumbersExhausted,
     /// Not enough downloaded quota left for the seller.
@@ -158,12 +160,17 @@ impl Store {
             .iter()
             .map(|row| decode_invoice(row).map(|inv| (inv.request_id.clone(), inv)))
             .collect::<anyhow::Result<_>>()?;
+        let held = held_by_red_letters(tx, seller, items, &pending).await?;
         let mut first: HashMap<&str, usize> = HashMap::new();
         let mut fresh = Vec::new();
         for i in pending {
             let item = &items[i];
             if let Some(stored) = existing.get(&item.request_id) {
                 slots[i] = Slot::Done(replay_or_conflict(item, stored));
+            } else if let Some(form_number) = held.get(&item.request_id) {
+                slots[i] = Slot::Done(IssueOutcome::HeldByRedLetter {
+                    form_number: form_number.clone(),
+                });
             } else if let Some(&j) = first.get(item.request_id.as_str()) {
                 slots[i] = Slot::Follows(j);
             } else {
@@ -345,6 +352,49 @@ impl Store {
             .collect();
         super::read::insert_events(tx, &events).await
     }
+}
+
+/// The request ids among the blue items at `pending` that red-letter requests of the seller hold
+/// (request ids are shared), with their form numbers (empty while a form is being filed). A red
+/// invoice is issued under its own form's request id, so red items are not looked up.
+async fn held_by_red_letters(
+    tx: &mut sqlx::AnyConnection,
+    seller: &str,
+    items: &[IssueItem],
+    pending: &[usize],
+) -> anyhow::Result<HashMap<String, String>> {
+    let mut ids: Vec<&str> = pending
+        .iter()
+        .filter(|i| items[**i].content.red.is_none())
+        .map(|i| items[*i].request_id.as_str())
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let sql = format!(
+        "SELECT request_id, form_number FROM red_letter_forms \
+         WHERE seller_tax_id = $1 AND request_id IN ({})",
+        placeholders(2, ids.len())
+    );
+    let mut query = sqlx::query(&sql).bind(seller);
+    for id in &ids {
+        query = query.bind(*id);
+    }
+    query
+        .fetch_all(&mut *tx)
+        .await
+        .context("looking up request ids of red-letter requests")?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<String, _>("request_id")?,
+                row.try_get::<Option<String>, _>("form_number")?
+                    .unwrap_or_default(),
+            ))
+        })
+        .collect()
 }
 
 fn replay_or_conflict(item: &IssueItem, stored: &StoredInvoice) -> IssueOutcome {
