@@ -158,12 +158,27 @@ async fn a_full_reversal_of_an_unused_invoice_issues_the_red_invoice_at_once(db:
     )));
 
     // Uploaded and recorded like any invoice; then the blue invoice is fully reversed.
-    app.invoice_when(&red.invoice_number, |i| i.state() == InvoiceState::Recorded)
+    let recorded_red = app
+        .invoice_when(&red.invoice_number, |i| i.state() == InvoiceState::Recorded)
         .await;
+    assert_eq!(recorded_red.lines[0].blue_line_number, 1);
+    assert!(
+        recorded_red.reversal.is_none(),
+        "a red invoice has no balance"
+    );
     let reversed = app
         .invoice_when(&blue, |i| i.state() == InvoiceState::FullyReversed)
         .await;
     assert_eq!(reversed.colour(), v1::InvoiceColour::Blue);
+    let balance = reversed.reversal.unwrap();
+    assert_eq!(
+        (
+            balance.remaining_amount.as_str(),
+            balance.remaining_tax.as_str()
+        ),
+        ("0.00", "0.00")
+    );
+    assert_eq!(reversed.lines[0].reversed_amount, "1000.00");
 
     // The same request again is a replay; the same id for something else is refused.
     let again = request(&app, sample::full_reversal("refund-1", &blue))
@@ -340,6 +355,28 @@ async fn two_lines_reversed_in_part_then_the_rest(db: TestDatabase) {
     assert_eq!(
         balance.red_invoice_numbers,
         vec![red.invoice_number.clone()]
+    );
+    let per_line: Vec<(u32, &str, &str, &str)> = partly
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.line_number,
+                l.reversed_amount.as_str(),
+                l.reversed_tax.as_str(),
+                l.reversed_quantity.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        per_line,
+        vec![(1, "300.00", "18.00", ""), (2, "200.00", "26.00", "4")]
+    );
+    let red_lines: Vec<u32> = red.lines.iter().map(|l| l.blue_line_number).collect();
+    assert_eq!(
+        red_lines,
+        vec![1, 2],
+        "red lines name the blue lines they reverse"
     );
 
     // More than what remains of line 2 is refused, with every problem at once.

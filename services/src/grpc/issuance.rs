@@ -358,15 +358,7 @@ impl IssuanceService for IssuanceApi {
             .remove(&invoice.number)
             .unwrap_or_default();
         let mut wire = convert::invoice(&invoice, &files);
-        if invoice.content.red.is_none() {
-            let forms = self
-                .issuance
-                .store()
-                .blue_forms(&invoice.number)
-                .await
-                .map_err(|e| status::internal("reading red-letter forms", &e))?;
-            wire.reversal = Some(super::redletter::reversal(&invoice.content, &forms));
-        }
+        super::redletter::annotate(self.issuance.store(), &invoice, &mut wire).await?;
         Ok(Response::new(v1::GetInvoiceResponse {
             invoice: Some(wire),
         }))

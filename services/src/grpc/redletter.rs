@@ -11,7 +11,7 @@ use fapiao_invoice::model::{InvoiceContent, InvoiceKind, RedLetterReason};
 use fapiao_invoice::money::format_money;
 use fapiao_invoice::number::InvoiceNumber;
 use fapiao_invoice::redletter::{
-    FormStatus, Initiator, LineReversalDraft, RedLetterDraft, ReversalScope, red_lines,
+    FormStatus, Initiator, LineReversalDraft, RedLetterDraft, RedLine, ReversalScope, red_lines,
     validate_request,
 };
 use fapiao_invoice::taxpayer::TaxpayerId;
@@ -227,9 +227,14 @@ impl RedLetterRpc {
 
     async fn outcome(&self, filed: &Filed) -> Result<v1::RedLetterOutcome, Status> {
         let mut wire = forms(self.store(), std::slice::from_ref(&filed.form)).await?;
+        let red_invoice = filed.red.as_ref().map(|r| {
+            let mut red = convert::invoice(r, &[]);
+            number_red_lines(&mut red, &filed.form);
+            red
+        });
         Ok(v1::RedLetterOutcome {
             form: wire.pop(),
-            red_invoice: filed.red.as_ref().map(|r| convert::invoice(r, &[])),
+            red_invoice,
         })
     }
 
@@ -551,6 +556,62 @@ fn page_cursor(token: &str, fingerprint: &str) -> Result<Option<i64>, Status> {
             id.parse::<i64>().map(Some).map_err(|_| paging::bad_token())
         }
         _ => Err(paging::bad_token()),
+    }
+}
+
+/// What an invoice on the wire says about reversal: a blue invoice's balance and what each of its
+/// lines lost to red invoices; a red invoice's blue line numbers, from its form.
+pub async fn annotate(
+    store: &Store,
+    invoice: &StoredInvoice,
+    wire: &mut v1::Invoice,
+) -> Result<(), Status> {
+    let failed = |e: anyhow::Error| status::internal("reading red-letter forms", &e);
+    match &invoice.content.red {
+        Some(red) => {
+            if let Some(form) = store
+                .form_by_number(&red.form_number)
+                .await
+                .map_err(failed)?
+            {
+                number_red_lines(wire, &form);
+            }
+        }
+        None => {
+            let forms = store.blue_forms(&invoice.number).await.map_err(failed)?;
+            wire.reversal = Some(reversal(&invoice.content, &forms));
+            let issued: Vec<&RedLine> = forms
+                .iter()
+                .filter(|f| f.red_number.is_some())
+                .flat_map(|f| f.lines.iter())
+                .collect();
+            for line in &mut wire.lines {
+                let of_line = issued.iter().filter(|r| r.blue_line == line.line_number);
+                let (mut amount, mut tax, mut quantity) = (Decimal::ZERO, Decimal::ZERO, None);
+                for red in of_line {
+                    amount += red.amount;
+                    tax += red.tax;
+                    if let Some(q) = red.quantity {
+                        quantity = Some(quantity.unwrap_or(Decimal::ZERO) + q);
+                    }
+                }
+                line.reversed_amount = format_money(amount);
+                line.reversed_tax = format_money(tax);
+                line.reversed_quantity = if line.quantity.is_empty() {
+                    String::new()
+                } else {
+                    quantity.unwrap_or(Decimal::ZERO).normalize().to_string()
+                };
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A red invoice's lines reverse the form's lines in order.
+fn number_red_lines(red: &mut v1::Invoice, form: &StoredForm) {
+    for (line, reversed) in red.lines.iter_mut().zip(&form.lines) {
+        line.blue_line_number = reversed.blue_line;
     }
 }
 
