@@ -86,6 +86,13 @@ impl SellerDirectory {
         self.by_tax_id.get(tax_id)
     }
 
+    /// The configured sellers' tax ids, in order.
+    pub fn tax_ids(&self) -> Vec<TaxpayerId> {
+        let mut ids: Vec<TaxpayerId> = self.by_tax_id.keys().cloned().collect();
+        ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        ids
+    }
+
     pub fn len(&self) -> usize {
         self.by_tax_id.len()
     }

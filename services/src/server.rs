@@ -126,7 +126,7 @@ impl App {
             .filter_map(|s| TaxpayerId::parse(&s.tax_id).ok())
             .collect();
         for seller in &seller_ids {
-            if let Err(error) = supply::top_up(&shared, seller, &config.supply, 0).await {
+            if let Err(error) = supply::top_up(&shared, seller, &config.supply, 0, None).await {
                 tracing::warn!(
                     seller = seller.as_str(),
                     error = format!("{error:#}"),
@@ -371,7 +371,13 @@ pub async fn run(
         authenticate.clone(),
     );
     let ops_service = OpsServiceServer::with_interceptor(
-        OpsApi::new(store.clone(), reconciler, clock),
+        OpsApi::new(
+            store.clone(),
+            reconciler,
+            clock,
+            sellers.tax_ids(),
+            issuance.supply().clone(),
+        ),
         authenticate.clone(),
     );
     let issuance_service = IssuanceServiceServer::with_interceptor(

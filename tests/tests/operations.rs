@@ -1,7 +1,8 @@
 //! `OpsService` end to end, on SQLite and PostgreSQL: an operator starts a pass over the running
 //! server (which compares against its in-process sandbox), reads the run and the drifts it found,
 //! and resolves by hand the one drift the reconciler never repairs. Passes also start on the
-//! schedule, and a large faulty issuance ends in agreement after one pass.
+//! schedule, and a large faulty issuance ends in agreement after one pass. Operators also see the
+//! numbers and quota each seller holds.
 
 // The shared test bodies are plain functions called from generated #[tokio::test]s, so the
 // test-only allowance of `unwrap` does not reach them.
@@ -22,6 +23,7 @@ fapiao_tests::on_both_databases!(
     operators_trigger_passes_and_resolve_what_they_found,
     scheduled_passes_run_inside_the_server,
     invoices_only_the_platform_holds_are_adopted_when_ours_and_alerted_otherwise,
+    operators_see_the_numbers_and_quota_each_seller_holds,
 );
 
 fn quick() -> Config {
@@ -740,4 +742,71 @@ async fn a_bad_schedule_stops_the_start() {
         text.contains("reconcile.recent") && text.contains("every five minutes"),
         "{text}"
     );
+}
+
+/// Yuan with 2 decimals as integer fen.
+fn fen(text: &str) -> i64 {
+    let (yuan, cents) = text.split_once('.').unwrap();
+    assert_eq!(cents.len(), 2, "{text}");
+    yuan.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap()
+}
+
+async fn operators_see_the_numbers_and_quota_each_seller_holds(db: TestDatabase) {
+    let app = spawn_app_on(db, quick()).await.unwrap();
+    let status = |seller: &str| {
+        let mut ops = app.ops();
+        let seller = seller.to_owned();
+        async move {
+            ops.get_number_and_quota_status(v1::GetNumberAndQuotaStatusRequest {
+                seller_tax_id: seller,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+        }
+    };
+    let before = status("").await.unwrap().sellers;
+    assert_eq!(before.len(), 1, "every configured seller");
+    let used_before = fen(&before[0].quota_used);
+    let first = app.issue_sample("reserves-1", "100.00").await;
+    app.issue_sample("reserves-2", "250.50").await;
+
+    let after = status(fapiao_tests::sample::DEMO_SELLER)
+        .await
+        .unwrap()
+        .sellers;
+    let seller = &after[0];
+    assert_eq!(seller.seller_tax_id, fapiao_tests::sample::DEMO_SELLER);
+    let range = &seller.number_ranges[0];
+    assert_eq!(range.first_number, first);
+    let next = first.parse::<u128>().unwrap() + 2;
+    assert_eq!(range.next_number, format!("{next:020}"));
+    let last = range.last_number.parse::<u128>().unwrap();
+    assert_eq!(u128::from(range.remaining), last - next + 1);
+    assert_eq!(
+        seller.numbers_remaining,
+        seller
+            .number_ranges
+            .iter()
+            .map(|r| r.remaining)
+            .sum::<u64>()
+    );
+    assert_eq!(fen(&seller.quota_used) - used_before, 35_050);
+    assert_eq!(
+        fen(&seller.quota_remaining),
+        fen(&seller.quota_reserved) - fen(&seller.quota_used)
+    );
+    let china = Utc::now() + chrono::TimeDelta::hours(8);
+    assert_eq!(seller.quota_month, china.format("%Y-%m").to_string());
+    assert!(seller.synced_at.is_some());
+
+    let unknown = status(fapiao_tests::sample::BUYER).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let malformed = status("not-a-tax-id").await.unwrap_err();
+    assert_eq!(malformed.code(), Code::InvalidArgument);
+    let issuer = app
+        .ops_as(ISSUER_TOKEN)
+        .get_number_and_quota_status(v1::GetNumberAndQuotaStatusRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(issuer.code(), Code::PermissionDenied);
 }

@@ -171,18 +171,6 @@ async fn an_empty_request_lists_what_is_missing() {
 }
 
 #[tokio::test]
-async fn rpcs_not_served_yet_say_so() {
-    let app = spawn_app().await.unwrap();
-    let status = app
-        .ops()
-        .get_number_and_quota_status(v1::GetNumberAndQuotaStatusRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::Unimplemented);
-    assert!(status.message().starts_with("NOT_IMPLEMENTED: "));
-}
-
-#[tokio::test]
 async fn an_operators_catalog_file_replaces_the_bundled_one_without_a_rebuild() {
     let dir = std::env::temp_dir().join(format!("fapiao-catalog-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

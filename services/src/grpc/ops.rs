@@ -8,13 +8,17 @@
 use super::{convert, paging, status};
 use crate::auth::{self, Role};
 use crate::clock::SharedClock;
+use crate::clock::china_day;
+use crate::issuance::supply::SupplyHandle;
 use crate::reconciling::schedule::Reconciler;
 use crate::store::{
     DriftFilter, ResolveRefused, RunFilter, RunRequest, Store, StoredDrift, StoredRun,
 };
+use fapiao_invoice::money::format_money;
 use fapiao_invoice::taxpayer::TaxpayerId;
 use fapiao_proto::v1;
 use fapiao_proto::v1::ops_service_server::OpsService;
+use rust_decimal::Decimal;
 use tonic::{Request, Response, Status};
 
 /// Longest window a requested pass may cover.
@@ -30,15 +34,64 @@ pub struct OpsApi {
     store: Store,
     reconciler: Reconciler,
     clock: SharedClock,
+    /// The configured sellers, in order.
+    sellers: Vec<TaxpayerId>,
+    supply: SupplyHandle,
 }
 
 impl OpsApi {
-    pub fn new(store: Store, reconciler: Reconciler, clock: SharedClock) -> Self {
+    pub fn new(
+        store: Store,
+        reconciler: Reconciler,
+        clock: SharedClock,
+        sellers: Vec<TaxpayerId>,
+        supply: SupplyHandle,
+    ) -> Self {
         Self {
             store,
             reconciler,
             clock,
+            sellers,
+            supply,
         }
+    }
+
+    /// One seller's reserves on the wire.
+    async fn reserves(&self, seller: &TaxpayerId) -> Result<v1::SellerReserves, Status> {
+        let r = self
+            .store
+            .reserves(seller)
+            .await
+            .map_err(|e| status::internal("reading numbers and quota", &e))?;
+        let yuan = |fen: i64| format_money(Decimal::new(fen, 2));
+        let synced_at = r
+            .ranges
+            .iter()
+            .map(|range| range.reserved_at)
+            .chain(r.quota_checked_at)
+            .max();
+        Ok(v1::SellerReserves {
+            seller_tax_id: seller.as_str().to_owned(),
+            numbers_remaining: r.ranges.iter().map(|range| range.remaining).sum(),
+            number_ranges: r
+                .ranges
+                .iter()
+                .map(|range| v1::NumberRange {
+                    first_number: range.first.to_string(),
+                    last_number: range.last.to_string(),
+                    next_number: range.next.to_string(),
+                    remaining: range.remaining,
+                    reserved_at: Some(convert::timestamp(range.reserved_at)),
+                })
+                .collect(),
+            quota_month: china_day(self.clock.now()).format("%Y-%m").to_string(),
+            quota_reserved: yuan(r.downloaded_fen),
+            quota_used: yuan(r.used_fen),
+            quota_remaining: yuan(r.downloaded_fen - r.used_fen),
+            quota_available_on_platform: r.platform_available_fen.map(yuan).unwrap_or_default(),
+            synced_at: synced_at.map(convert::timestamp),
+            top_up_in_progress: self.supply.topping_up(seller),
+        })
     }
 }
 
@@ -565,8 +618,32 @@ impl OpsService for OpsApi {
         &self,
         request: Request<v1::GetNumberAndQuotaStatusRequest>,
     ) -> Result<Response<v1::GetNumberAndQuotaStatusResponse>, Status> {
-        auth::caller(&request)?.require_role(Role::Operator)?;
-        Err(status::not_yet("GetNumberAndQuotaStatus"))
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Operator)?;
+        let wanted = request.into_inner().seller_tax_id;
+        let sellers: Vec<&TaxpayerId> = match wanted.trim() {
+            "" => self.sellers.iter().collect(),
+            text => {
+                let id = TaxpayerId::parse(text).map_err(|_| {
+                    status::bad_field("seller_tax_id", "SELLER_TAX_ID_INVALID", "纳税人识别号无效")
+                })?;
+                caller.require_seller(&id)?;
+                let known = self.sellers.iter().find(|s| **s == id).ok_or_else(|| {
+                    Status::not_found(format!("SELLER_NOT_FOUND: seller {id} is not configured"))
+                })?;
+                vec![known]
+            }
+        };
+        let mut out = Vec::with_capacity(sellers.len());
+        for seller in sellers {
+            // Operators limited to some sellers see only theirs.
+            if caller.require_seller(seller).is_ok() {
+                out.push(self.reserves(seller).await?);
+            }
+        }
+        Ok(Response::new(v1::GetNumberAndQuotaStatusResponse {
+            sellers: out,
+        }))
     }
 }
 

@@ -141,13 +141,6 @@ fn code_name(code: Code) -> &'static str {
     }
 }
 
-/// An RPC of the contract whose implementation has not landed yet.
-pub fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!(
-        "NOT_IMPLEMENTED: {rpc} is not available in this version"
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

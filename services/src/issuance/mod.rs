@@ -107,6 +107,11 @@ impl Issuance {
         &self.store
     }
 
+    /// The handle of the task that tops numbers and quota up.
+    pub fn supply(&self) -> &supply::SupplyHandle {
+        &self.supply
+    }
+
     /// Issue validated invoices, each for its seller; one result per input, in order.
     pub async fn issue(
         &self,

@@ -13,7 +13,7 @@ use fapiao_invoice::taxpayer::TaxpayerId;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -83,6 +83,8 @@ impl Default for SupplyConfig {
 pub struct SupplyHandle {
     wake: Arc<Notify>,
     wanted_fen: Arc<Mutex<HashMap<String, i64>>>,
+    /// Sellers whose top-up is under way.
+    busy: Arc<Mutex<HashSet<String>>>,
 }
 
 impl SupplyHandle {
@@ -101,6 +103,23 @@ impl SupplyHandle {
         *entry = (*entry).max(fen);
         drop(wanted);
         self.wake();
+    }
+
+    /// Whether a top-up of the seller's numbers or quota is under way.
+    pub fn topping_up(&self, seller: &TaxpayerId) -> bool {
+        self.busy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(seller.as_str())
+    }
+
+    fn mark_busy(&self, seller: &TaxpayerId, busy: bool) {
+        let mut set = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        if busy {
+            set.insert(seller.as_str().to_owned());
+        } else {
+            set.remove(seller.as_str());
+        }
     }
 
     fn take_wanted(&self, seller: &TaxpayerId) -> i64 {
@@ -135,7 +154,7 @@ pub fn spawn(
             tokio::time::sleep(Duration::from_millis(20)).await;
             for seller in &sellers {
                 let wanted = handle.take_wanted(seller);
-                if let Err(error) = top_up(&shared, seller, &config, wanted).await {
+                if let Err(error) = top_up(&shared, seller, &config, wanted, Some(&handle)).await {
                     tracing::warn!(
                         seller = seller.as_str(),
                         error = format!("{error:#}"),
@@ -153,35 +172,61 @@ pub async fn top_up(
     seller: &TaxpayerId,
     config: &SupplyConfig,
     wanted_fen: i64,
+    handle: Option<&SupplyHandle>,
 ) -> anyhow::Result<()> {
     let status = shared.store.supply_status(seller).await?;
-    if status.numbers_left < i64::from(config.numbers.low_watermark) {
-        match shared
-            .platform
-            .reserve_numbers(seller, config.numbers.reserve)
-            .await
-        {
-            Ok(range) => {
-                shared
-                    .store
-                    .add_number_range(seller, &range, shared.clock.now())
-                    .await?;
-                tracing::info!(seller = seller.as_str(), first = %range.first, last = %range.last, "reserved invoice numbers");
-            }
-            Err(CallError::Refused { code, message }) => {
-                tracing::warn!(
-                    seller = seller.as_str(),
-                    code,
-                    message,
-                    "the platform reserves no more numbers"
-                );
-            }
-            Err(error) => return Err(error).context("reserving numbers"),
-        }
-    }
     let low = fen(config.quota.low_watermark);
-    if status.quota_left_fen < low || status.quota_left_fen < wanted_fen {
-        download_quota(shared, seller, config, wanted_fen - status.quota_left_fen).await?;
+    let short_of_numbers = status.numbers_left < i64::from(config.numbers.low_watermark);
+    let short_of_quota = status.quota_left_fen < low || status.quota_left_fen < wanted_fen;
+    if !short_of_numbers && !short_of_quota {
+        return Ok(());
+    }
+    // Operators see the seller as topping up while the platform is asked.
+    if let Some(handle) = handle {
+        handle.mark_busy(seller, true);
+    }
+    let topped = async {
+        if short_of_numbers {
+            reserve_numbers(shared, seller, config).await?;
+        }
+        if short_of_quota {
+            download_quota(shared, seller, config, wanted_fen - status.quota_left_fen).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    if let Some(handle) = handle {
+        handle.mark_busy(seller, false);
+    }
+    topped
+}
+
+async fn reserve_numbers(
+    shared: &Shared,
+    seller: &TaxpayerId,
+    config: &SupplyConfig,
+) -> anyhow::Result<()> {
+    match shared
+        .platform
+        .reserve_numbers(seller, config.numbers.reserve)
+        .await
+    {
+        Ok(range) => {
+            shared
+                .store
+                .add_number_range(seller, &range, shared.clock.now())
+                .await?;
+            tracing::info!(seller = seller.as_str(), first = %range.first, last = %range.last, "reserved invoice numbers");
+        }
+        Err(CallError::Refused { code, message }) => {
+            tracing::warn!(
+                seller = seller.as_str(),
+                code,
+                message,
+                "the platform reserves no more numbers"
+            );
+        }
+        Err(error) => return Err(error).context("reserving numbers"),
     }
     Ok(())
 }

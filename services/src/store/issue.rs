@@ -432,7 +432,7 @@ fn finish(items: &[IssueItem], slots: Vec<Slot>) -> Vec<IssueOutcome> {
     done.into_iter().flatten().collect()
 }
 
-fn number_of(prefix: i64, sequence: i64) -> anyhow::Result<InvoiceNumber> {
+pub(super) fn number_of(prefix: i64, sequence: i64) -> anyhow::Result<InvoiceNumber> {
     let (Ok(prefix), Ok(sequence)) = (u32::try_from(prefix), u64::try_from(sequence)) else {
         anyhow::bail!("negative number range in the store");
     };

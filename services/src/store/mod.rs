@@ -38,7 +38,7 @@ pub use reconcile::{
 pub use redletter::{
     FormFilter, FormPhase, Reservation, Reserved, StoredForm, StoredFormEvent, status_reason,
 };
-pub use supply::{PendingDownload, SupplyStatus};
+pub use supply::{OpenRange, PendingDownload, Reserves, SupplyStatus};
 pub use upload::{AttemptNote, DueUpload, UploadPhase, UploadUpdate};
 
 use anyhow::Context;

@@ -1,10 +1,11 @@
 //! Number ranges and quota reserved from the platform, as the store keeps them.
 
-use super::issue::prefix_of;
-use super::{Store, micros};
+use super::issue::{number_of, prefix_of};
+use super::{Store, from_micros, micros};
 use crate::platform::NumberRange;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use fapiao_invoice::number::InvoiceNumber;
 use fapiao_invoice::taxpayer::TaxpayerId;
 use sqlx::Row;
 
@@ -17,6 +18,29 @@ pub struct SupplyStatus {
     pub quota_left_fen: i64,
     /// What the platform said could still be downloaded, in fen, when last asked.
     pub platform_available_fen: Option<i64>,
+}
+
+/// A reserved range that still has numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenRange {
+    pub first: InvoiceNumber,
+    pub last: InvoiceNumber,
+    /// The next number to hand out.
+    pub next: InvoiceNumber,
+    pub remaining: u64,
+    pub reserved_at: DateTime<Utc>,
+}
+
+/// What a seller holds locally: open number ranges, oldest first, and its quota balance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserves {
+    pub ranges: Vec<OpenRange>,
+    pub downloaded_fen: i64,
+    pub used_fen: i64,
+    /// What the platform said could still be downloaded, when last asked.
+    pub platform_available_fen: Option<i64>,
+    /// When the quota was last asked about.
+    pub quota_checked_at: Option<DateTime<Utc>>,
 }
 
 /// A quota download that was asked for but whose answer was not stored (a timeout, a crash): it
@@ -57,6 +81,60 @@ impl Store {
         .await
         .context("storing a number range")?;
         Ok(())
+    }
+
+    /// The seller's open ranges and quota balance, for operators.
+    pub async fn reserves(&self, seller: &TaxpayerId) -> anyhow::Result<Reserves> {
+        let rows = sqlx::query(
+            "SELECT prefix, first_seq, last_seq, next_seq, reserved_at FROM number_ranges \
+             WHERE seller_tax_id = $1 AND next_seq <= last_seq ORDER BY id",
+        )
+        .bind(seller.as_str())
+        .fetch_all(&self.read)
+        .await
+        .context("reading open number ranges")?;
+        let mut ranges = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let prefix: i64 = row.try_get("prefix")?;
+            let (first, last, next): (i64, i64, i64) = (
+                row.try_get("first_seq")?,
+                row.try_get("last_seq")?,
+                row.try_get("next_seq")?,
+            );
+            ranges.push(OpenRange {
+                first: number_of(prefix, first)?,
+                last: number_of(prefix, last)?,
+                next: number_of(prefix, next)?,
+                remaining: u64::try_from(last - next + 1).unwrap_or(0),
+                reserved_at: from_micros(row.try_get("reserved_at")?),
+            });
+        }
+        let quota = sqlx::query(
+            "SELECT downloaded_fen, used_fen, platform_available_fen, checked_at \
+             FROM quota_balances WHERE seller_tax_id = $1",
+        )
+        .bind(seller.as_str())
+        .fetch_optional(&self.read)
+        .await
+        .context("reading the quota balance")?;
+        Ok(match quota {
+            Some(row) => Reserves {
+                ranges,
+                downloaded_fen: row.try_get("downloaded_fen")?,
+                used_fen: row.try_get("used_fen")?,
+                platform_available_fen: row.try_get("platform_available_fen")?,
+                quota_checked_at: row
+                    .try_get::<Option<i64>, _>("checked_at")?
+                    .map(from_micros),
+            },
+            None => Reserves {
+                ranges,
+                downloaded_fen: 0,
+                used_fen: 0,
+                platform_available_fen: None,
+                quota_checked_at: None,
+            },
+        })
     }
 
     /// Numbers and quota the seller has left locally.
