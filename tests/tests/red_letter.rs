@@ -31,6 +31,14 @@ fn quick() -> Config {
     config
 }
 
+/// [`quick`], with invoices of the last seconds reconciled at once instead of after the in-flight
+/// grace.
+fn compared_at_once() -> Config {
+    let mut config = quick();
+    config.reconcile.grace = Duration::ZERO;
+    config
+}
+
 /// Issue an invoice and wait until the platform recorded it; returns its number.
 async fn recorded_blue(app: &TestApp, input: v1::InvoiceInput) -> String {
     let number = app
@@ -114,7 +122,7 @@ fapiao_tests::on_both_databases!(
 );
 
 async fn a_full_reversal_of_an_unused_invoice_issues_the_red_invoice_at_once(db: TestDatabase) {
-    let app = spawn_app_on(db, quick()).await.unwrap();
+    let app = spawn_app_on(db, compared_at_once()).await.unwrap();
     let blue = recorded_blue(&app, sample::input("order-1", "1000.00")).await;
 
     let answer = request(&app, sample::full_reversal("refund-1", &blue))
@@ -179,6 +187,11 @@ async fn a_full_reversal_of_an_unused_invoice_issues_the_red_invoice_at_once(db:
         ("0.00", "0.00")
     );
     assert_eq!(reversed.lines[0].reversed_amount, "1000.00");
+    // Reconciled like any invoice: the platform agrees on the red one and the reversed blue one.
+    let run = app.reconcile_last_hour("after a reversal").await;
+    assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.invoices_compared, 2, "{run:?}");
+    assert!(run.drifts_found.iter().all(|c| c.count == 0), "{run:?}");
 
     // The same request again is a replay; the same id for something else is refused.
     let again = request(&app, sample::full_reversal("refund-1", &blue))
@@ -886,10 +899,7 @@ async fn forms_the_buyer_files_are_answered_by_the_seller(db: TestDatabase) {
 }
 
 async fn a_red_invoice_the_platform_issued_itself_is_adopted_by_reconciliation(db: TestDatabase) {
-    let mut config = quick();
-    // Invoices of the last seconds are compared at once instead of after the in-flight grace.
-    config.reconcile.grace = Duration::ZERO;
-    let app = spawn_app_on(db, config).await.unwrap();
+    let app = spawn_app_on(db, compared_at_once()).await.unwrap();
     let blue = recorded_blue(&app, sample::input("order-g", "100.00")).await;
     book(&app, &blue).await;
     app.sandbox_call(
