@@ -225,6 +225,18 @@ pub enum RedLetterReason {
 }
 
 impl RedLetterReason {
+    const ALL: [Self; 4] = [
+        Self::IssuedInError,
+        Self::SalesReturn,
+        Self::ServiceTerminated,
+        Self::SalesAllowance,
+    ];
+
+    /// The reason of a two-digit `chyyDm`; `None` for anything else.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|reason| reason.code() == code)
+    }
+
     /// 乐企 `chyyDm`.
     pub fn code(&self) -> &'static str {
         match self {

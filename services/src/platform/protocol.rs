@@ -736,7 +736,7 @@ pub mod messages {
     mod forms;
     pub use forms::{
         AnswerFormRequest, AnswerKind, FileFormRequest, FilingParty, FormInfo, FormLineItem,
-        FormRequest, ListFormsReply, ListFormsRequest, reason_from_code,
+        FormRequest, ListFormsReply, ListFormsRequest,
     };
 
     use chrono::{DateTime, NaiveDate, Utc};

@@ -199,16 +199,6 @@ fn initiator_text(initiator: Initiator) -> &'static str {
     }
 }
 
-fn reason_of(code: &str) -> anyhow::Result<RedLetterReason> {
-    Ok(match code {
-        "01" => RedLetterReason::IssuedInError,
-        "02" => RedLetterReason::SalesReturn,
-        "03" => RedLetterReason::ServiceTerminated,
-        "04" => RedLetterReason::SalesAllowance,
-        other => anyhow::bail!("unknown red-letter reason {other:?} in the store"),
-    })
-}
-
 fn decode_form(row: &AnyRow) -> anyhow::Result<StoredForm> {
     let blue: String = row.try_get("blue_invoice_number")?;
     let kind: String = row.try_get("blue_kind")?;
@@ -234,7 +224,11 @@ fn decode_form(row: &AnyRow) -> anyhow::Result<StoredForm> {
             "GENERAL" => InvoiceKind::General,
             other => anyhow::bail!("unknown invoice kind {other:?} in the store"),
         },
-        reason: reason_of(&row.try_get::<String, _>("reason")?)?,
+        reason: {
+            let code: String = row.try_get("reason")?;
+            RedLetterReason::from_code(&code)
+                .with_context(|| format!("unknown red-letter reason {code:?} in the store"))?
+        },
         phase: FormPhase::parse(&row.try_get::<String, _>("status")?)?,
         initiator: match initiator.as_str() {
             "SELLER" => Initiator::Seller,

@@ -269,18 +269,6 @@ pub struct ListFormsReply {
     pub xyym: Option<u32>,
 }
 
-/// The two-digit reason code of a [`RedLetterReason`] (`chyyDm`).
-pub fn reason_from_code(code: &str) -> Option<RedLetterReason> {
-    [
-        RedLetterReason::IssuedInError,
-        RedLetterReason::SalesReturn,
-        RedLetterReason::ServiceTerminated,
-        RedLetterReason::SalesAllowance,
-    ]
-    .into_iter()
-    .find(|reason| reason.code() == code)
-}
-
 /// `chyyDm` as its two-digit code.
 mod reason_code {
     use fapiao_invoice::model::RedLetterReason;
@@ -297,7 +285,7 @@ mod reason_code {
         deserializer: D,
     ) -> Result<RedLetterReason, D::Error> {
         let code = String::deserialize(deserializer)?;
-        super::reason_from_code(&code)
+        RedLetterReason::from_code(&code)
             .ok_or_else(|| serde::de::Error::custom("chyyDm must be one of 01, 02, 03, 04"))
     }
 }
@@ -493,9 +481,9 @@ mod tests {
         wire["hzqrxxztDm"] = json!("14");
         assert!(serde_json::from_value::<FormInfo>(wire).is_err());
         assert_eq!(
-            reason_from_code("03"),
+            RedLetterReason::from_code("03"),
             Some(RedLetterReason::ServiceTerminated)
         );
-        assert_eq!(reason_from_code("3"), None);
+        assert_eq!(RedLetterReason::from_code("3"), None);
     }
 }

@@ -17,6 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use fapiao_invoice::model::RedLetterReason;
 use fapiao_invoice::number::InvoiceNumber;
 use fapiao_invoice::redletter::RedLine;
 use fapiao_invoice::taxpayer::TaxpayerId;
@@ -29,7 +30,7 @@ use super::super::service::forms::{after_confirmation, count_self_issued};
 use super::super::state::{BuyerAnswerError, Event, FormLines, status_text};
 use super::{SellerQuery, admin_error};
 use crate::platform::RemoteForm;
-use crate::platform::protocol::messages::{codes, reason_from_code};
+use crate::platform::protocol::messages::codes;
 
 /// `{"now": …}`: business time.
 #[derive(Debug, Serialize)]
@@ -134,7 +135,7 @@ pub(super) async fn file_as_buyer(
             "blue_number is not a 20-digit invoice number",
         );
     };
-    let Some(reason) = reason_from_code(&filing.reason) else {
+    let Some(reason) = RedLetterReason::from_code(&filing.reason) else {
         return admin_error(StatusCode::BAD_REQUEST, "reason must be 01, 02, 03 or 04");
     };
     let lines = match (filing.full, filing.lines) {
