@@ -203,7 +203,7 @@ pub fn state_from_wire(value: i32) -> Option<InvoiceState> {
     })
 }
 
-fn kind(k: InvoiceKind) -> v1::InvoiceKind {
+pub fn kind(k: InvoiceKind) -> v1::InvoiceKind {
     match k {
         InvoiceKind::Special => v1::InvoiceKind::Special,
         InvoiceKind::General => v1::InvoiceKind::General,

@@ -7,7 +7,7 @@ use crate::redletter::{Filed, RedLetterError, RedLetters};
 use crate::sellers::SellerDirectory;
 use crate::store::{FormFilter, Store, StoredForm, StoredFormEvent, StoredInvoice};
 use fapiao_invoice::limits::Limits;
-use fapiao_invoice::model::{InvoiceContent, InvoiceKind, RedLetterReason};
+use fapiao_invoice::model::{InvoiceContent, RedLetterReason};
 use fapiao_invoice::money::format_money;
 use fapiao_invoice::number::InvoiceNumber;
 use fapiao_invoice::redletter::{
@@ -98,13 +98,6 @@ fn initiator_to_wire(initiator: Initiator) -> v1::RedLetterInitiator {
     }
 }
 
-fn kind_to_wire(kind: InvoiceKind) -> v1::InvoiceKind {
-    match kind {
-        InvoiceKind::Special => v1::InvoiceKind::Special,
-        InvoiceKind::General => v1::InvoiceKind::General,
-    }
-}
-
 /// A form on the wire; `blue` (the blue invoice's content) gives the parties and line details.
 pub fn form(f: &StoredForm, blue: Option<&InvoiceContent>) -> v1::RedLetterForm {
     let lines = blue
@@ -127,7 +120,7 @@ pub fn form(f: &StoredForm, blue: Option<&InvoiceContent>) -> v1::RedLetterForm 
         seller: blue.map(|b| convert::party(&b.seller)),
         buyer: blue.map(|b| convert::party(&b.buyer.party)),
         blue_invoice_number: f.blue_number.to_string(),
-        blue_kind: kind_to_wire(f.blue_kind).into(),
+        blue_kind: convert::kind(f.blue_kind).into(),
         reason: reason_to_wire(f.reason).into(),
         status: status_to_wire(f.phase.status()),
         initiator: initiator_to_wire(f.initiator).into(),
