@@ -209,24 +209,6 @@ pub fn drift(drift: &StoredDrift) -> v1::Drift {
     }
 }
 
-/// `o1.<id>.<filter fingerprint>`: the last id of a page and what it filtered.
-fn page_token(last: i64, fingerprint: &str) -> String {
-    format!("o1.{last}.{fingerprint}")
-}
-
-fn parse_page_token(token: &str, fingerprint: &str) -> Result<Option<i64>, Status> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let mut parts = token.split('.');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("o1"), Some(id), Some(print), None) if print == fingerprint => {
-            id.parse().map(Some).map_err(|_| super::paging::bad_token())
-        }
-        _ => Err(super::paging::bad_token()),
-    }
-}
-
 /// An opaque id as the store's number; anything else names nothing.
 fn parse_id(id: &str) -> Option<i64> {
     id.parse().ok().filter(|id: &i64| *id > 0)
@@ -237,16 +219,6 @@ fn reason(text: &str) -> Option<&str> {
     let text = text.trim();
     let length = text.chars().count();
     (1..=MAX_REASON).contains(&length).then_some(text)
-}
-
-fn page<T>(mut rows: Vec<T>, size: u32, id: impl Fn(&T) -> i64, print: &str) -> (Vec<T>, String) {
-    let more = rows.len() > size as usize;
-    rows.truncate(size as usize);
-    let next = match (more, rows.last()) {
-        (true, Some(last)) => page_token(id(last), print),
-        _ => String::new(),
-    };
-    (rows, next)
 }
 
 #[tonic::async_trait]
@@ -289,15 +261,16 @@ impl OpsService for OpsApi {
             started_from: from,
             started_to: to,
         };
-        let print = super::paging::fingerprint(&filter);
-        let before = parse_page_token(&req.page_token, &print)?;
-        let size = super::paging::page_size(req.page_size);
+        let print = paging::fingerprint(&filter);
+        let before = paging::parse_id_token(&req.page_token, &print)?;
+        let size = paging::page_size(req.page_size);
         let rows = self
             .store
             .list_runs(&filter, before, size + 1)
             .await
             .map_err(|e| status::internal("listing runs", &e))?;
-        let (rows, next_page_token) = page(rows, size, |r| r.id, &print);
+        let (rows, next_page_token) =
+            paging::split_page(rows, size, |r| paging::id_token(r.id, &print));
         Ok(Response::new(v1::ListReconciliationRunsResponse {
             runs: rows.iter().map(run).collect(),
             next_page_token,
@@ -382,15 +355,16 @@ impl OpsService for OpsApi {
             seller,
             run,
         };
-        let print = super::paging::fingerprint(&filter);
-        let before = parse_page_token(&req.page_token, &print)?;
-        let size = super::paging::page_size(req.page_size);
+        let print = paging::fingerprint(&filter);
+        let before = paging::parse_id_token(&req.page_token, &print)?;
+        let size = paging::page_size(req.page_size);
         let rows = self
             .store
             .list_drifts(&filter, before, size + 1)
             .await
             .map_err(|e| status::internal("listing drifts", &e))?;
-        let (rows, next_page_token) = page(rows, size, |d| d.id, &print);
+        let (rows, next_page_token) =
+            paging::split_page(rows, size, |d| paging::id_token(d.id, &print));
         Ok(Response::new(v1::ListDriftsResponse {
             drifts: rows.iter().map(drift).collect(),
             next_page_token,
@@ -598,18 +572,15 @@ impl OpsService for OpsApi {
             )
             .await
             .map_err(|e| status::internal("listing pending red-letter forms", &e))?;
-        let more = found.len() > size as usize;
-        let page = &found[..found.len().min(size as usize)];
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => format!(
+        let (page, next_page_token) = paging::split_page(found, size, |last| {
+            format!(
                 "p1.{}.{}.{fingerprint}",
                 last.expires_at.map(|e| e.timestamp_micros()).unwrap_or(0),
                 last.id
-            ),
-            _ => String::new(),
-        };
+            )
+        });
         Ok(Response::new(v1::ListPendingRedLetterFormsResponse {
-            forms: super::redletter::forms(&self.store, page).await?,
+            forms: super::redletter::forms(&self.store, &page).await?,
             next_page_token,
         }))
     }

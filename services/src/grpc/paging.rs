@@ -1,5 +1,7 @@
-//! What `ListInvoices` and `SearchInvoices` share: page sizes, page tokens bound to their filters,
-//! the wire filters both accept (states, colour), and reading one page with its files.
+//! What the listings share: page sizes, cutting a page and its next token from one row too many,
+//! page tokens bound to their filters (by issue time and number for invoices, by id for the
+//! listings that go newest first by id), the wire filters `ListInvoices` and `SearchInvoices` both
+//! accept (states, colour), and reading one page of invoices with its files.
 
 use super::{convert, status};
 use crate::store::{InvoiceFilter, InvoiceState, Store, StoredInvoice};
@@ -32,26 +34,57 @@ pub async fn invoice_page(
     let print = fingerprint(filter);
     let after = parse_page_token(token, &print)?;
     let size = page_size(requested_size);
-    let mut page = store
+    let rows = store
         .list_invoices(filter, after.as_ref(), size + 1)
         .await
         .map_err(|e| status::internal(what, &e))?;
-    let more = page.len() > size as usize;
-    page.truncate(size as usize);
+    let (page, next_page_token) = split_page(rows, size, |last| page_token(last, &print));
     let numbers: Vec<InvoiceNumber> = page.iter().map(|i| i.number).collect();
     let files = store
         .archived_files(&numbers)
         .await
         .map_err(|e| status::internal("reading archived files", &e))?;
-    let next_page_token = match (more, page.last()) {
-        (true, Some(last)) => page_token(last, &print),
-        _ => String::new(),
-    };
     let invoices = page
         .iter()
         .map(|i| convert::invoice(i, files.get(&i.number).map_or(&[], |f| f)))
         .collect();
     Ok((invoices, next_page_token))
+}
+
+/// The first `size` of `rows`, read one beyond `size`, and the token of the next page that `token`
+/// makes from the last row kept; the token is empty when no row was left over.
+pub fn split_page<T>(
+    mut rows: Vec<T>,
+    size: u32,
+    token: impl Fn(&T) -> String,
+) -> (Vec<T>, String) {
+    let more = rows.len() > size as usize;
+    rows.truncate(size as usize);
+    let next = match (more, rows.last()) {
+        (true, Some(last)) => token(last),
+        _ => String::new(),
+    };
+    (rows, next)
+}
+
+/// `o1.<id>.<filter fingerprint>`: the last id of a page of a listing that goes newest first by
+/// id, and what it filtered.
+pub fn id_token(last: i64, fingerprint: &str) -> String {
+    format!("o1.{last}.{fingerprint}")
+}
+
+/// The id in a token from [`id_token`], refused unless it was made for the same filter.
+pub fn parse_id_token(token: &str, fingerprint: &str) -> Result<Option<i64>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("o1"), Some(id), Some(print), None) if print == fingerprint => {
+            id.parse().map(Some).map_err(|_| bad_token())
+        }
+        _ => Err(bad_token()),
+    }
 }
 
 /// `v1.<micros>.<number>.<filter fingerprint>`: where a page ended and what it filtered.

@@ -416,21 +416,17 @@ impl RedLetterRpc {
             created_to: created_to.flatten(),
         };
         let fingerprint = paging::fingerprint(&filter);
-        let before = page_cursor(&req.page_token, &fingerprint)?;
+        let before = paging::parse_id_token(&req.page_token, &fingerprint)?;
         let size = paging::page_size(req.page_size);
         let found = self
             .store()
             .list_forms(&filter, before, size + 1)
             .await
             .map_err(|e| status::internal("listing red-letter forms", &e))?;
-        let more = found.len() > size as usize;
-        let page = &found[..found.len().min(size as usize)];
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => format!("f1.{}.{fingerprint}", last.id),
-            _ => String::new(),
-        };
+        let (page, next_page_token) =
+            paging::split_page(found, size, |last| paging::id_token(last.id, &fingerprint));
         Ok(v1::ListRedLetterFormsResponse {
-            forms: forms(self.store(), page).await?,
+            forms: forms(self.store(), &page).await?,
             next_page_token,
         })
     }
@@ -535,20 +531,6 @@ impl RedLetterRpc {
             },
             "reading form events",
         ))
-    }
-}
-
-/// The id a form listing continues below, from a token made for the same filters.
-fn page_cursor(token: &str, fingerprint: &str) -> Result<Option<i64>, Status> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let mut parts = token.splitn(3, '.');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("f1"), Some(id), Some(fp)) if fp == fingerprint => {
-            id.parse::<i64>().map(Some).map_err(|_| paging::bad_token())
-        }
-        _ => Err(paging::bad_token()),
     }
 }
 
