@@ -246,17 +246,16 @@ impl RedLetters {
         Ok(None)
     }
 
-    /// The form and its red invoice, issued now when the form allows it; the form as stored
-    /// after the link.
+    /// The form and its red invoice, issued now when the form allows it; the form names the red
+    /// invoice as the store now does.
     async fn with_red(
         &self,
-        form: StoredForm,
+        mut form: StoredForm,
         actor: &str,
     ) -> Result<(StoredForm, Option<StoredInvoice>), RedLetterError> {
         let red = self.red_of(&form, actor).await?;
-        if red.is_some() && form.red_number.is_none() {
-            let linked = self.inner.store.get_form(form.id).await?.unwrap_or(form);
-            return Ok((linked, red));
+        if let Some(red) = &red {
+            form.red_number = Some(red.number);
         }
         Ok((form, red))
     }
@@ -303,6 +302,19 @@ impl RedLetters {
         }
     }
 
+    /// When the follow-up looks at a form next: at once when its red invoice is due, at its
+    /// expiry while it waits for an answer (answers before that arrive through the listing of
+    /// changed forms), never once it is settled.
+    fn next_check(&self, remote: &RemoteForm, has_red: bool) -> Option<DateTime<Utc>> {
+        if remote.status.is_pending() {
+            remote.expires_at.map(|at| at.max(self.now()))
+        } else if remote.status.allows_red() && !has_red && remote.red_number.is_none() {
+            Some(self.now())
+        } else {
+            None
+        }
+    }
+
     /// Store the platform's view of a form, and say when to look at it again.
     async fn take(
         &self,
@@ -310,19 +322,7 @@ impl RedLetters {
         remote: &RemoteForm,
         actor: &str,
     ) -> anyhow::Result<StoredForm> {
-        let has_red = form.red_number.is_some() || remote.red_number.is_some();
-        let next = if remote.status.is_pending() {
-            let poll = self.later(self.inner.config.poll_every);
-            Some(
-                remote
-                    .expires_at
-                    .map_or(poll, |e| e.min(poll).max(self.now())),
-            )
-        } else if remote.status.allows_red() && !has_red {
-            Some(self.now())
-        } else {
-            None
-        };
+        let next = self.next_check(remote, form.red_number.is_some());
         let stored = self
             .inner
             .store
@@ -543,20 +543,25 @@ impl RedLetters {
                 let seller = seller_of(&form)?;
                 let number = form.number.clone().unwrap_or_default();
                 match self.inner.platform.red_letter_form(&seller, &number).await {
-                    Ok(Some(remote)) => {
-                        let fresh = self.take(&form, &remote, ACTOR).await?;
-                        if fresh.phase.status().is_some_and(FormStatus::allows_red)
-                            && fresh.red_number.is_none()
-                        {
-                            self.issue_red(&fresh, ACTOR).await?;
-                        }
-                        Ok(())
-                    }
+                    Ok(Some(remote)) => self.take_and_issue(&form, &remote).await,
                     Ok(None) => Err(RedLetterError::FormNotFound(number)),
                     Err(error) => Err(RedLetterError::Unavailable(error.to_string())),
                 }
             }
         }
+    }
+
+    /// Take the platform's view of a form and issue its red invoice if that is now due.
+    async fn take_and_issue(
+        &self,
+        form: &StoredForm,
+        remote: &RemoteForm,
+    ) -> Result<(), RedLetterError> {
+        let fresh = self.take(form, remote, ACTOR).await?;
+        if fresh.phase.status().is_some_and(FormStatus::allows_red) && fresh.red_number.is_none() {
+            self.issue_red(&fresh, ACTOR).await?;
+        }
+        Ok(())
     }
 
     /// Pick up forms of `seller` changed on the platform since `since`: forms buyers filed, and
@@ -588,12 +593,7 @@ impl RedLetters {
             if form.phase.status() != Some(remote.status)
                 || (form.red_number.is_none() && remote.red_number.is_some())
             {
-                let fresh = self.take(&form, remote, ACTOR).await?;
-                if fresh.phase.status().is_some_and(FormStatus::allows_red)
-                    && fresh.red_number.is_none()
-                {
-                    self.issue_red(&fresh, ACTOR).await?;
-                }
+                self.take_and_issue(&form, remote).await?;
             }
             return Ok(());
         }
@@ -609,13 +609,7 @@ impl RedLetters {
             );
             return Ok(());
         };
-        let next = if remote.status.is_pending() {
-            remote.expires_at
-        } else if remote.status.allows_red() && remote.red_number.is_none() {
-            Some(self.now())
-        } else {
-            None
-        };
+        let next = self.next_check(remote, false);
         if store
             .add_buyer_form(remote, blue.content.kind, next, ACTOR)
             .await?
