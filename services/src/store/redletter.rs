@@ -93,9 +93,6 @@ pub struct StoredForm {
     pub expires_at: Option<DateTime<Utc>>,
     pub status_changed_at: DateTime<Utc>,
     pub red_number: Option<InvoiceNumber>,
-    pub next_check_at: Option<DateTime<Utc>>,
-    pub check_attempts: u32,
-    pub last_error: Option<String>,
 }
 
 impl StoredForm {
@@ -186,8 +183,7 @@ pub struct FormFilter {
 
 const FORM_COLUMNS: &str = "id, seller_tax_id, request_id, request_sm3, form_number, uuid, \
      blue_invoice_number, blue_kind, reason, status, initiator, lines, amount, tax, remark, drawer, \
-     actor, created_at, expires_at, status_changed_at, red_invoice_number, next_check_at, \
-     check_attempts, last_error";
+     actor, created_at, expires_at, status_changed_at, red_invoice_number";
 
 const EVENT_COLUMNS: &str = "id, form_number, seller_tax_id, request_id, blue_invoice_number, \
      status, previous_status, at, reason, actor, red_invoice_number";
@@ -210,7 +206,6 @@ fn decode_form(row: &AnyRow) -> anyhow::Result<StoredForm> {
             .with_context(|| format!("{name} of a red-letter form in the store"))
     };
     let red: Option<String> = row.try_get("red_invoice_number")?;
-    let attempts: i64 = row.try_get("check_attempts")?;
     Ok(StoredForm {
         id: row.try_get("id")?,
         seller_tax_id: row.try_get("seller_tax_id")?,
@@ -250,11 +245,6 @@ fn decode_form(row: &AnyRow) -> anyhow::Result<StoredForm> {
             .map(|r| r.parse())
             .transpose()
             .context("red invoice number in the store")?,
-        next_check_at: row
-            .try_get::<Option<i64>, _>("next_check_at")?
-            .map(from_micros),
-        check_attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        last_error: row.try_get("last_error")?,
     })
 }
 
@@ -435,18 +425,7 @@ impl Store {
         tx: &mut sqlx::AnyConnection,
         r: &Reservation,
     ) -> anyhow::Result<Option<Reserved>> {
-        let sql = format!(
-            "SELECT {FORM_COLUMNS} FROM red_letter_forms WHERE seller_tax_id = $1 AND request_id = $2"
-        );
-        let existing = sqlx::query(&sql)
-            .bind(r.seller_tax_id.clone())
-            .bind(r.request_id.clone())
-            .fetch_optional(&mut *tx)
-            .await
-            .context("looking up a red-letter request id")?
-            .map(|row| decode_form(&row))
-            .transpose()?;
-        if let Some(form) = existing {
+        if let Some(form) = form_of_request(tx, &r.seller_tax_id, &r.request_id).await? {
             return Ok(Some(
                 if form.request_sm3.as_deref() == Some(r.request_sm3.as_str()) {
                     Reserved::Existing(Box::new(form))
@@ -639,40 +618,19 @@ impl Store {
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let mut tx = self.write.begin().await.context("starting a red link")?;
-        let updated = sqlx::query(
-            "UPDATE red_letter_forms SET red_invoice_number = $1, next_check_at = NULL, \
-             check_attempts = 0, last_error = NULL WHERE id = $2 AND red_invoice_number IS NULL",
-        )
-        .bind(red.number.to_string())
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .context("linking a red invoice")?;
-        if updated.rows_affected() == 0 {
-            return Ok(false);
-        }
-        let form = form_where(&mut tx, "id = $1", id)
-            .await?
-            .context("the form just linked")?;
-        if let (Some(number), Some(status)) = (&form.number, form.phase.status()) {
-            self.lock_event_order(&mut tx).await?;
-            insert_form_event(
+        let linked = self
+            .link_red(
                 &mut tx,
-                FormEventWrite {
-                    form: &form,
-                    number,
-                    status,
-                    previous: Some(status),
-                    at: now,
-                    reason: "red invoice issued",
-                    actor,
-                    red_number: Some(red.number.to_string()),
-                },
+                "id = $1",
+                id,
+                &red.number,
+                "red invoice issued",
+                actor,
+                now,
             )
             .await?;
-        }
         tx.commit().await.context("committing a red link")?;
-        Ok(true)
+        Ok(linked)
     }
 
     /// The drawer of the red invoice a form will get (given when the seller agrees to a form the
@@ -739,11 +697,6 @@ impl Store {
         Ok(row.try_get::<Option<i64>, _>("due")?.map(from_micros))
     }
 
-    pub async fn get_form(&self, id: i64) -> anyhow::Result<Option<StoredForm>> {
-        let mut conn = self.read.acquire().await?;
-        form_where(&mut conn, "id = $1", id).await
-    }
-
     pub async fn form_by_number(&self, number: &str) -> anyhow::Result<Option<StoredForm>> {
         let mut conn = self.read.acquire().await?;
         form_where(&mut conn, "form_number = $1", number.to_owned()).await
@@ -754,17 +707,8 @@ impl Store {
         seller: &str,
         request_id: &str,
     ) -> anyhow::Result<Option<StoredForm>> {
-        let sql = format!(
-            "SELECT {FORM_COLUMNS} FROM red_letter_forms WHERE seller_tax_id = $1 AND request_id = $2"
-        );
-        sqlx::query(&sql)
-            .bind(seller.to_owned())
-            .bind(request_id.to_owned())
-            .fetch_optional(&self.read)
-            .await
-            .context("reading a red-letter form")?
-            .map(|row| decode_form(&row))
-            .transpose()
+        let mut conn = self.read.acquire().await?;
+        form_of_request(&mut conn, seller, request_id).await
     }
 
     /// Every form of a blue invoice, oldest first.
@@ -908,17 +852,8 @@ impl Store {
         Ok(row.try_get::<Option<i64>, _>("id")?.unwrap_or(0))
     }
 
-    /// The oldest form event id still kept, if any.
-    pub async fn first_form_event_id(&self) -> anyhow::Result<Option<i64>> {
-        let row = sqlx::query("SELECT MIN(id) AS id FROM red_letter_events")
-            .fetch_one(&self.read)
-            .await
-            .context("reading the first form event")?;
-        Ok(row.try_get::<Option<i64>, _>("id")?)
-    }
-
     /// Link a red invoice adopted from the platform to its form, if the form does not name one
-    /// yet (the caller holds the event-order lock).
+    /// yet.
     pub(crate) async fn link_adopted_red(
         &self,
         tx: &mut sqlx::AnyConnection,
@@ -927,37 +862,70 @@ impl Store {
         now: DateTime<Utc>,
         actor: &str,
     ) -> anyhow::Result<()> {
-        let Some(form) = form_where(tx, "form_number = $1", form_number.to_owned()).await? else {
-            return Ok(());
+        let reason = "red invoice adopted from the platform";
+        self.link_red(
+            tx,
+            "form_number = $1",
+            form_number.to_owned(),
+            red,
+            reason,
+            actor,
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Name `red` on the form `condition` finds, if it names no red invoice yet, and stop
+    /// following the form; the event says `reason`. `false` when there is no such form or it
+    /// already had a red invoice.
+    #[allow(clippy::too_many_arguments)]
+    async fn link_red<T>(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        condition: &str,
+        key: T,
+        red: &InvoiceNumber,
+        reason: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool>
+    where
+        T: 'static + for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send,
+    {
+        let Some(form) = form_where(tx, condition, key).await? else {
+            return Ok(false);
         };
-        sqlx::query(
-            "UPDATE red_letter_forms SET red_invoice_number = $1, next_check_at = NULL \
-             WHERE id = $2",
+        let updated = sqlx::query(
+            "UPDATE red_letter_forms SET red_invoice_number = $1, next_check_at = NULL, \
+             check_attempts = 0, last_error = NULL WHERE id = $2 AND red_invoice_number IS NULL",
         )
         .bind(red.to_string())
         .bind(form.id)
         .execute(&mut *tx)
         .await
-        .context("linking an adopted red invoice")?;
-        if form.red_number.is_none()
-            && let Some(status) = form.phase.status()
-        {
+        .context("linking a red invoice")?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if let (Some(number), Some(status)) = (&form.number, form.phase.status()) {
+            self.lock_event_order(tx).await?;
             insert_form_event(
                 tx,
                 FormEventWrite {
                     form: &form,
-                    number: form_number,
+                    number,
                     status,
                     previous: Some(status),
                     at: now,
-                    reason: "red invoice adopted from the platform",
+                    reason,
                     actor,
                     red_number: Some(red.to_string()),
                 },
             )
             .await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Turn the blue invoices of newly recorded red invoices partially or fully reversed, by
@@ -1087,6 +1055,24 @@ async fn forms_of_blue(
         .await
         .context("reading the forms of a blue invoice")?;
     rows.iter().map(decode_form).collect()
+}
+
+async fn form_of_request(
+    conn: &mut sqlx::AnyConnection,
+    seller: &str,
+    request_id: &str,
+) -> anyhow::Result<Option<StoredForm>> {
+    let sql = format!(
+        "SELECT {FORM_COLUMNS} FROM red_letter_forms WHERE seller_tax_id = $1 AND request_id = $2"
+    );
+    sqlx::query(&sql)
+        .bind(seller.to_owned())
+        .bind(request_id.to_owned())
+        .fetch_optional(&mut *conn)
+        .await
+        .context("looking up a red-letter request id")?
+        .map(|row| decode_form(&row))
+        .transpose()
 }
 
 async fn form_where<T>(
