@@ -612,6 +612,31 @@ async fn forms_wait_for_the_buyer_and_end_confirmed_denied_withdrawn_or_expired(
     .await;
     app.invoice_when(&blues[0], |i| i.state() == InvoiceState::FullyReversed)
         .await;
+    // Auditors see the form's life in the history of the blue invoice and of the red one.
+    for number in [&blues[0], &confirmed.red_invoice_number] {
+        let history = app
+            .audit()
+            .get_invoice_history(v1::GetInvoiceHistoryRequest {
+                invoice_number: number.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let life: Vec<(Form, &str)> = history
+            .red_letter_form_events
+            .iter()
+            .map(|e| (e.status(), e.red_invoice_number.as_str()))
+            .collect();
+        assert_eq!(
+            life,
+            vec![
+                (Form::AwaitingBuyer, ""),
+                (Form::Confirmed, ""),
+                (Form::Confirmed, confirmed.red_invoice_number.as_str()),
+            ],
+            "{number}"
+        );
+    }
 
     // Denied by the buyer: void, and the blue invoice can be reversed again.
     let b = request(&app, sample::full_reversal("rf-b", &blues[1]))

@@ -541,15 +541,20 @@ impl AuditService for AuditApi {
         let body = async {
             let number = parse_number("invoice_number", &req.invoice_number)?;
             let not_found = || Status::not_found(format!("INVOICE_NOT_FOUND: no invoice {number}"));
-            self.visible_invoice(&call, &number, not_found).await?;
+            let invoice = self.visible_invoice(&call, &number, not_found).await?;
             let events = self
                 .store
                 .invoice_events(&number)
                 .await
                 .map_err(|e| status::internal("reading events", &e))?;
+            let form_events = self
+                .store
+                .invoice_form_events(&invoice)
+                .await
+                .map_err(|e| status::internal("reading red-letter form events", &e))?;
             Ok(v1::GetInvoiceHistoryResponse {
                 events: events.iter().map(convert::event).collect(),
-                red_letter_form_events: Vec::new(),
+                red_letter_form_events: form_events.iter().map(super::redletter::event).collect(),
             })
         };
         self.audited(&call, about, body).await.map(Response::new)

@@ -152,7 +152,8 @@ pub async fn forms(store: &Store, forms: &[StoredForm]) -> Result<Vec<v1::RedLet
         .collect())
 }
 
-fn event(e: &StoredFormEvent) -> v1::RedLetterFormEvent {
+/// A form's status change on the wire.
+pub fn event(e: &StoredFormEvent) -> v1::RedLetterFormEvent {
     v1::RedLetterFormEvent {
         form_number: e.form_number.clone(),
         seller_tax_id: e.seller_tax_id.clone(),

@@ -830,16 +830,36 @@ impl Store {
         rows.iter().map(decode_form_event).collect()
     }
 
-    /// The events of one form, oldest first.
-    pub async fn form_events(&self, number: &str) -> anyhow::Result<Vec<StoredFormEvent>> {
+    /// The status changes of the forms filed against a blue invoice, or of the form that
+    /// produced a red invoice, oldest first.
+    pub async fn invoice_form_events(
+        &self,
+        invoice: &StoredInvoice,
+    ) -> anyhow::Result<Vec<StoredFormEvent>> {
+        let numbers: Vec<String> = match &invoice.content.red {
+            Some(red) => vec![red.form_number.clone()],
+            None => self
+                .blue_forms(&invoice.number)
+                .await?
+                .into_iter()
+                .filter_map(|f| f.number)
+                .collect(),
+        };
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM red_letter_events WHERE form_number = $1 ORDER BY id"
+            "SELECT {EVENT_COLUMNS} FROM red_letter_events WHERE form_number IN ({}) ORDER BY id",
+            placeholders(1, numbers.len())
         );
-        let rows = sqlx::query(&sql)
-            .bind(number.to_owned())
+        let mut query = sqlx::query(&sql);
+        for number in numbers {
+            query = query.bind(number);
+        }
+        let rows = query
             .fetch_all(&self.read)
             .await
-            .context("reading a form's events")?;
+            .context("reading the form events of an invoice")?;
         rows.iter().map(decode_form_event).collect()
     }
 
