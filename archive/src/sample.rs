@@ -168,7 +168,7 @@ pub fn red() -> InvoiceContent {
     };
     red_invoice(
         &blue,
-        &plan,
+        &plan.lines,
         reference,
         "RF-20250308-0001",
         "",

@@ -395,11 +395,12 @@ pub fn red_lines(blue: &InvoiceContent, reversed: &[RedLine]) -> Vec<Line> {
         .collect()
 }
 
-/// The red invoice for a plan: negative amounts and quantities, the blue parties, one line per
-/// reversed blue line, the remark prefix and `（负数）` capitals.
+/// The red invoice reversing `reversed` (a plan's or a form's lines): negative amounts and
+/// quantities, the blue parties, one line per reversed blue line, the remark prefix and `（负数）`
+/// capitals.
 pub fn red_invoice(
     blue: &InvoiceContent,
-    plan: &ReversalPlan,
+    reversed: &[RedLine],
     reference: RedReference,
     request_id: &str,
     remark: &str,
@@ -426,7 +427,7 @@ pub fn red_invoice(
             "请求流水号不能为空",
         );
     }
-    let lines = red_lines(blue, &plan.lines);
+    let lines = red_lines(blue, reversed);
     let Some(totals) = compute::totals(&lines) else {
         v.push("lines", Code::TOTAL_RANGE, "价税合计超出金额范围");
         return Err(v.into_vec());

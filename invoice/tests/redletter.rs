@@ -235,7 +235,7 @@ fn the_red_invoice_mirrors_the_blue_with_negative_amounts() {
     .unwrap();
     let red = red_invoice(
         &inv,
-        &plan,
+        &plan.lines,
         reference(),
         "REFUND-1",
         "退货",
@@ -262,7 +262,7 @@ fn the_red_invoice_mirrors_the_blue_with_negative_amounts() {
 
     let err = red_invoice(
         &inv,
-        &plan,
+        &plan.lines,
         reference(),
         "REFUND-1",
         &"备".repeat(383),
@@ -345,7 +345,7 @@ fn an_extreme_partial_reversal_does_not_panic() {
     .unwrap();
     let red = red_invoice(
         &inv,
-        &plan,
+        &plan.lines,
         reference(),
         "REFUND-X",
         "",

@@ -362,7 +362,7 @@ impl RedLetters {
         };
         let content = red_invoice(
             &blue.content,
-            &form.plan(),
+            &form.lines,
             reference,
             &form.red_request_id(),
             &form.remark,

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use fapiao_invoice::model::{Colour, InvoiceKind, RedLetterReason};
 use fapiao_invoice::number::InvoiceNumber;
 use fapiao_invoice::redletter::{
-    FormStatus, Initiator, RedLine, ReversalPlan, ReversalScope, Reversed, plan_reversal,
+    FormStatus, Initiator, RedLine, ReversalScope, Reversed, plan_reversal,
 };
 use fapiao_invoice::violation::Violation;
 use rust_decimal::Decimal;
@@ -96,16 +96,6 @@ pub struct StoredForm {
 }
 
 impl StoredForm {
-    /// The reversal the form stands for, as the red-letter arithmetic takes it.
-    pub fn plan(&self) -> ReversalPlan {
-        ReversalPlan {
-            lines: self.lines.clone(),
-            amount: self.amount,
-            tax: self.tax,
-            exhausts_blue: false,
-        }
-    }
-
     /// The request id its red invoice is issued under: the seller's, or the form number for a
     /// form the buyer filed.
     pub fn red_request_id(&self) -> String {

@@ -11,7 +11,7 @@ use fapiao_invoice::model::{
     RedReference, SellerDraft,
 };
 use fapiao_invoice::number::InvoiceNumber;
-use fapiao_invoice::redletter::{self, RedLine, ReversalPlan};
+use fapiao_invoice::redletter::{self, RedLine};
 use fapiao_invoice::taxpayer::TaxpayerId;
 use rust_decimal::Decimal;
 
@@ -83,12 +83,6 @@ pub(crate) fn red_content(
     lines: &[RedLine],
     request_id: &str,
 ) -> InvoiceContent {
-    let plan = ReversalPlan {
-        lines: lines.to_vec(),
-        amount: lines.iter().map(|l| l.amount).sum(),
-        tax: lines.iter().map(|l| l.tax).sum(),
-        exhausts_blue: false,
-    };
     let reference = RedReference {
         blue_number,
         form_number: form_number.to_owned(),
@@ -96,7 +90,7 @@ pub(crate) fn red_content(
     };
     redletter::red_invoice(
         blue,
-        &plan,
+        lines,
         reference,
         request_id,
         "",

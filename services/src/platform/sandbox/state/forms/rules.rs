@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use fapiao_invoice::limits::Limits;
 use fapiao_invoice::model::{InvoiceKind, RedLetterReason, RedReference};
 use fapiao_invoice::number::InvoiceNumber;
-use fapiao_invoice::redletter::{self, FormStatus, Initiator, LineBalance, RedLine, ReversalPlan};
+use fapiao_invoice::redletter::{self, FormStatus, Initiator, LineBalance, RedLine, ReversalScope};
 use fapiao_invoice::taxpayer::TaxpayerId;
 use rust_decimal::Decimal;
 
@@ -174,11 +174,20 @@ impl State {
                 ),
             ));
         }
-        let balances = redletter::balances(&blue.content, &self.forms.reserved_of(&blue_number));
+        let reserved = self.forms.reserved_of(&blue_number);
         let lines = match lines {
-            FormLines::Full => full_lines(&balances, &blue_number)?,
+            FormLines::Full => {
+                redletter::plan_reversal(&blue.content, &reserved, &ReversalScope::Full)
+                    .map_err(|_| {
+                        Rejection::new(
+                            codes::FORM_EXCEEDS_REMAINING,
+                            format!("蓝字发票{blue_number}已无可红冲的金额"),
+                        )
+                    })?
+                    .lines
+            }
             FormLines::Lines(lines) => {
-                check_lines(&balances, &lines)?;
+                check_lines(&redletter::balances(&blue.content, &reserved), &lines)?;
                 lines
             }
         };
@@ -312,16 +321,6 @@ impl State {
             ));
         }
         let blue = self.blue_for_form(&form.seller, &form.blue_number)?;
-        let exhausts_blue =
-            redletter::balances(&blue.content, &self.forms.reserved_of(&form.blue_number))
-                .iter()
-                .all(LineBalance::is_exhausted);
-        let plan = ReversalPlan {
-            lines: form.lines.clone(),
-            amount: form.amount,
-            tax: form.tax,
-            exhausts_blue,
-        };
         let request_id = if form.request_id.is_empty() {
             &form.number
         } else {
@@ -334,7 +333,7 @@ impl State {
         };
         let content = redletter::red_invoice(
             &blue.content,
-            &plan,
+            &form.lines,
             reference,
             request_id,
             "",
@@ -397,30 +396,6 @@ fn answer_refused(form: &RemoteForm, answer: FormAnswer) -> Rejection {
             }
         ),
     )
-}
-
-/// Everything that remains of each blue line.
-fn full_lines(
-    balances: &[LineBalance],
-    blue_number: &InvoiceNumber,
-) -> Result<Vec<RedLine>, Rejection> {
-    let lines: Vec<RedLine> = balances
-        .iter()
-        .filter(|balance| !balance.is_exhausted())
-        .map(|balance| RedLine {
-            blue_line: balance.blue_line,
-            amount: balance.remaining_amount().max(Decimal::ZERO),
-            tax: balance.remaining_tax().max(Decimal::ZERO),
-            quantity: balance.remaining_quantity(),
-        })
-        .collect();
-    if lines.is_empty() {
-        return Err(Rejection::new(
-            codes::FORM_EXCEEDS_REMAINING,
-            format!("蓝字发票{blue_number}已无可红冲的金额"),
-        ));
-    }
-    Ok(lines)
 }
 
 /// Each line names a reversible blue line once, reverses something, and no more than remains.
