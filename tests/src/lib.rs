@@ -451,3 +451,17 @@ pub fn violations(status: &tonic::Status) -> Vec<(String, String)> {
         })
         .unwrap_or_default()
 }
+
+/// The embedded defaults with the background workers (upload, archive, red-letter follow-up)
+/// polling every few tens of milliseconds, so end-to-end tests wait for them briefly.
+pub fn quick_config() -> Config {
+    let mut config = Config::default();
+    config.upload.poll_delay = std::time::Duration::from_millis(20);
+    config.upload.poll_interval = std::time::Duration::from_millis(20);
+    config.upload.idle_poll = std::time::Duration::from_millis(50);
+    config.archive.backoff = vec![std::time::Duration::from_millis(50)];
+    config.archive.idle_poll = std::time::Duration::from_millis(50);
+    config.red_letter.poll_every = std::time::Duration::from_millis(100);
+    config.red_letter.retry_after = std::time::Duration::from_millis(100);
+    config
+}

@@ -13,24 +13,13 @@ use fapiao_proto::v1::{
     ListAccessRecordsRequest, SearchInvoicesRequest, TimeRange, VerifyInvoicesRequest,
     get_invoice_request, verify_invoices_request, verify_invoices_response,
 };
-use fapiao_services::config::Config;
 use fapiao_services::store::{Store, StoreOptions};
 use fapiao_tests::db::{self, TestDatabase};
 use fapiao_tests::sample::{BUYER, DEMO_SELLER};
-use fapiao_tests::{ISSUER_TOKEN, TestApp, spawn_app_on};
+use fapiao_tests::{ISSUER_TOKEN, TestApp, quick_config, spawn_app_on};
 use std::time::{Duration, Instant};
 use tokio_stream::StreamExt;
 use tonic::Code;
-
-fn quick() -> Config {
-    let mut config = Config::default();
-    config.upload.poll_delay = Duration::from_millis(20);
-    config.upload.poll_interval = Duration::from_millis(20);
-    config.upload.idle_poll = Duration::from_millis(50);
-    config.archive.backoff = vec![Duration::from_millis(50)];
-    config.archive.idle_poll = Duration::from_millis(50);
-    config
-}
 
 async fn issue(app: &TestApp, request_id: &str, amount: &str) -> String {
     app.issue_sample(request_id, amount).await
@@ -91,7 +80,7 @@ fapiao_tests::on_both_databases!(
 );
 
 async fn issued_invoices_get_three_files_with_recorded_digests(db: TestDatabase) {
-    let app = spawn_app_on(db, quick()).await.unwrap();
+    let app = spawn_app_on(db, quick_config()).await.unwrap();
     let number = issue(&app, "arch-1", "16000").await;
     let invoice = archived(&app, &number).await;
     let formats: Vec<v1::FileFormat> = invoice.files.iter().map(|f| f.format()).collect();
@@ -133,7 +122,7 @@ async fn issued_invoices_get_three_files_with_recorded_digests(db: TestDatabase)
 }
 
 async fn auditors_download_files_and_every_access_is_recorded(db: TestDatabase) {
-    let app = spawn_app_on(db, quick()).await.unwrap();
+    let app = spawn_app_on(db, quick_config()).await.unwrap();
     let number = issue(&app, "arch-2", "2500").await;
     let invoice = archived(&app, &number).await;
     for (format, file) in [
@@ -245,7 +234,7 @@ async fn auditors_download_files_and_every_access_is_recorded(db: TestDatabase) 
 }
 
 async fn auditors_search_across_sellers_with_filters(db: TestDatabase) {
-    let app = spawn_app_on(db, quick()).await.unwrap();
+    let app = spawn_app_on(db, quick_config()).await.unwrap();
     let mut numbers = Vec::new();
     for i in 0..5 {
         numbers.push(issue(&app, &format!("search-{i}"), &format!("{}00", i + 1)).await);
@@ -346,7 +335,7 @@ async fn auditors_search_across_sellers_with_filters(db: TestDatabase) {
 }
 
 async fn tampering_with_any_byte_is_detected(db: TestDatabase) {
-    let app = spawn_app_on(db, quick()).await.unwrap();
+    let app = spawn_app_on(db, quick_config()).await.unwrap();
     let number = issue(&app, "tamper-1", "880").await;
     let invoice = archived(&app, &number).await;
     let (report, summary) = verify_one(&app, &number).await;
@@ -394,7 +383,7 @@ async fn tampering_with_any_byte_is_detected(db: TestDatabase) {
 }
 
 async fn a_repeat_verification_reuses_verdicts_only_for_unchanged_bytes(db: TestDatabase) {
-    let app = spawn_app_on(db, quick()).await.unwrap();
+    let app = spawn_app_on(db, quick_config()).await.unwrap();
     let number = issue(&app, "repeat-1", "320").await;
     let invoice = archived(&app, &number).await;
     let reused = |report: &v1::InvoiceVerification| -> Vec<bool> {
@@ -449,7 +438,7 @@ async fn a_repeat_verification_reuses_verdicts_only_for_unchanged_bytes(db: Test
 }
 
 async fn the_history_lists_every_state_change(db: TestDatabase) {
-    let app = spawn_app_on(db, quick()).await.unwrap();
+    let app = spawn_app_on(db, quick_config()).await.unwrap();
     let number = issue(&app, "history-1", "99").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let events = loop {
@@ -483,7 +472,7 @@ async fn the_history_lists_every_state_change(db: TestDatabase) {
 
 async fn a_failed_write_is_retried_until_the_files_exist(db: TestDatabase) {
     let (blocker, store) = block_archive_writes(&db).await;
-    let app = spawn_app_on(db, quick()).await.unwrap();
+    let app = spawn_app_on(db, quick_config()).await.unwrap();
     let number = issue(&app, "retry-1", "42").await;
     let parsed = number.parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -511,7 +500,7 @@ async fn a_failed_write_is_retried_until_the_files_exist(db: TestDatabase) {
 
 async fn a_different_object_under_the_key_is_never_overwritten(db: TestDatabase) {
     let (blocker, store) = block_archive_writes(&db).await;
-    let mut config = quick();
+    let mut config = quick_config();
     // Long enough for the test to plant an object between two attempts.
     config.archive.backoff = vec![Duration::from_secs(2)];
     let app = spawn_app_on(db, config).await.unwrap();

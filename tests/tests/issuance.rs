@@ -23,11 +23,8 @@ use tonic_types::StatusExt;
 
 /// A configuration whose platform answers quickly: results at once, short back-off.
 fn quick() -> Config {
-    let mut config = Config::default();
-    config.upload.poll_delay = Duration::from_millis(20);
-    config.upload.poll_interval = Duration::from_millis(20);
+    let mut config = fapiao_tests::quick_config();
     config.upload.backoff = vec![Duration::from_millis(50), Duration::from_millis(100)];
-    config.upload.idle_poll = Duration::from_millis(50);
     config
 }
 

@@ -27,10 +27,7 @@ fapiao_tests::on_both_databases!(
 );
 
 fn quick() -> Config {
-    let mut config = Config::default();
-    config.upload.poll_delay = Duration::from_millis(20);
-    config.upload.poll_interval = Duration::from_millis(20);
-    config.upload.idle_poll = Duration::from_millis(50);
+    let mut config = fapiao_tests::quick_config();
     // Planted drift is judged at once instead of after the in-flight grace.
     config.reconcile.grace = Duration::ZERO;
     config

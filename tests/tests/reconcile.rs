@@ -11,24 +11,14 @@ use fapiao_proto::v1::{self, GetInvoiceHistoryRequest};
 use fapiao_reconciler::diff::{Drift, DriftClass, LocalState, Repair};
 use fapiao_reconciler::pass::{Ledger, RepairOutcome, Repairs, Window};
 use fapiao_services::clock::SystemClock;
-use fapiao_services::config::Config;
 use fapiao_services::reconciling::{ACTOR, StoreLedger, StoreRepairs};
 use fapiao_tests::db::{self, TestDatabase};
 use fapiao_tests::sample::DEMO_SELLER;
-use fapiao_tests::{TestApp, spawn_app_on};
+use fapiao_tests::{TestApp, quick_config, spawn_app_on};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 fapiao_tests::on_both_databases!(the_ledger_reads_a_window_and_repairs_apply_only_as_compared);
-
-fn quick() -> Config {
-    let mut config = Config::default();
-    config.upload.poll_delay = Duration::from_millis(20);
-    config.upload.poll_interval = Duration::from_millis(20);
-    config.upload.idle_poll = Duration::from_millis(50);
-    config
-}
 
 /// Wait until the platform has recorded `number` (again).
 async fn recorded(app: &TestApp, number: &str) {
@@ -40,7 +30,7 @@ async fn recorded(app: &TestApp, number: &str) {
 
 async fn the_ledger_reads_a_window_and_repairs_apply_only_as_compared(db: TestDatabase) {
     let url = db.url.clone();
-    let app = spawn_app_on(db, quick()).await.unwrap();
+    let app = spawn_app_on(db, quick_config()).await.unwrap();
     let a = app.issue_sample("reconcile-a", "100").await;
     let b = app.issue_sample("reconcile-b", "250").await;
     recorded(&app, &a).await;

@@ -13,28 +13,16 @@ use fapiao_proto::v1::{
 use fapiao_services::config::Config;
 use fapiao_tests::db::{self, TestDatabase};
 use fapiao_tests::sample::{self, DEMO_SELLER};
-use fapiao_tests::{TestApp, spawn_app_on, violations};
+use fapiao_tests::{TestApp, quick_config, spawn_app_on, violations};
 use reqwest::Method;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tonic::Code;
 
-fn quick() -> Config {
-    let mut config = Config::default();
-    config.upload.poll_delay = Duration::from_millis(20);
-    config.upload.poll_interval = Duration::from_millis(20);
-    config.upload.idle_poll = Duration::from_millis(50);
-    config.archive.backoff = vec![Duration::from_millis(50)];
-    config.archive.idle_poll = Duration::from_millis(50);
-    config.red_letter.poll_every = Duration::from_millis(100);
-    config.red_letter.retry_after = Duration::from_millis(100);
-    config
-}
-
 /// [`quick`], with invoices of the last seconds reconciled at once instead of after the in-flight
 /// grace.
 fn compared_at_once() -> Config {
-    let mut config = quick();
+    let mut config = quick_config();
     config.reconcile.grace = Duration::ZERO;
     config
 }
@@ -320,7 +308,7 @@ async fn a_full_reversal_of_an_unused_invoice_issues_the_red_invoice_at_once(db:
 }
 
 async fn two_lines_reversed_in_part_then_the_rest(db: TestDatabase) {
-    let app = spawn_app_on(db, quick()).await.unwrap();
+    let app = spawn_app_on(db, quick_config()).await.unwrap();
     let blue = recorded_blue(&app, sample::two_lines("order-2", "1000.00")).await;
 
     // 300.00 of line 1, and 4 of the 10 laptops of line 2.
@@ -465,7 +453,7 @@ async fn two_lines_reversed_in_part_then_the_rest(db: TestDatabase) {
 }
 
 async fn concurrent_reversals_never_exceed_the_blue_invoice(db: TestDatabase) {
-    let app = spawn_app_on(db, quick()).await.unwrap();
+    let app = spawn_app_on(db, quick_config()).await.unwrap();
     let blue = recorded_blue(&app, sample::input("order-3", "1000.00")).await;
 
     // Eight callers at once, each 300.00 of the 1,000.00: exactly three fit.
@@ -556,7 +544,7 @@ fn status_of(form: &v1::RedLetterForm) -> Form {
 }
 
 async fn forms_wait_for_the_buyer_and_end_confirmed_denied_withdrawn_or_expired(db: TestDatabase) {
-    let app = spawn_app_on(db, quick()).await.unwrap();
+    let app = spawn_app_on(db, quick_config()).await.unwrap();
     let mut blues = Vec::new();
     for i in 0..4 {
         let blue = recorded_blue(&app, sample::input(&format!("order-b{i}"), "100.00")).await;
@@ -788,7 +776,7 @@ async fn forms_wait_for_the_buyer_and_end_confirmed_denied_withdrawn_or_expired(
 }
 
 async fn forms_the_buyer_files_are_answered_by_the_seller(db: TestDatabase) {
-    let app = spawn_app_on(db, quick()).await.unwrap();
+    let app = spawn_app_on(db, quick_config()).await.unwrap();
     let agree = recorded_blue(&app, sample::two_lines("order-e", "100.00")).await;
     let disagree = recorded_blue(&app, sample::input("order-f", "100.00")).await;
     let file = |blue: &str, body: serde_json::Value| {
