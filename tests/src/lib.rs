@@ -186,9 +186,14 @@ impl Drop for TestApp {
 impl TestApp {
     /// Issue the sample invoice under `request_id` for `amount`; returns its number.
     pub async fn issue_sample(&self, request_id: &str, amount: &str) -> String {
+        self.issue(sample::input(request_id, amount)).await
+    }
+
+    /// Issue `invoice` (without waiting for the platform); returns its number.
+    pub async fn issue(&self, invoice: fapiao_proto::v1::InvoiceInput) -> String {
         self.issuance()
             .issue_invoice(fapiao_proto::v1::IssueInvoiceRequest {
-                invoice: Some(sample::input(request_id, amount)),
+                invoice: Some(invoice),
                 ..Default::default()
             })
             .await

@@ -29,18 +29,7 @@ fn compared_at_once() -> Config {
 
 /// Issue an invoice and wait until the platform recorded it; returns its number.
 async fn recorded_blue(app: &TestApp, input: v1::InvoiceInput) -> String {
-    let number = app
-        .issuance()
-        .issue_invoice(v1::IssueInvoiceRequest {
-            invoice: Some(input),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .invoice
-        .unwrap()
-        .invoice_number;
+    let number = app.issue(input).await;
     app.invoice_when(&number, |i| i.state() == InvoiceState::Recorded)
         .await;
     number
