@@ -7,6 +7,7 @@
 //! printed or put in an error, except the development token that the embedded defaults generate
 //! and print once so a newcomer can make a first call.
 
+use crate::store::Scope;
 use fapiao_invoice::taxpayer::TaxpayerId;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -51,6 +52,8 @@ enum SellerScope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub name: String,
+    /// The name, shared: what the server's limits count per caller.
+    pub id: Arc<str>,
     roles: HashSet<Role>,
     sellers: SellerScope,
 }
@@ -80,15 +83,26 @@ impl Caller {
         }
     }
 
-    /// The sellers the caller may see, sorted; `None` when it may see every seller.
-    pub fn visible_sellers(&self) -> Option<Vec<String>> {
+    /// The scope of a call that names `requested` sellers: each must be one the caller may act
+    /// for (`PERMISSION_DENIED` otherwise, whether or not the seller exists, so the answer says
+    /// nothing about other sellers); naming none means every seller the caller may see.
+    pub fn scope_of(&self, requested: &[TaxpayerId]) -> Result<Scope, Status> {
+        if requested.is_empty() {
+            return Ok(self.scope());
+        }
+        for seller in requested {
+            self.require_seller(seller)?;
+        }
+        Ok(Scope::sellers(
+            requested.iter().map(|s| s.as_str().to_owned()),
+        ))
+    }
+
+    /// The sellers the caller may see, as every read and write made for it is limited.
+    pub fn scope(&self) -> Scope {
         match &self.sellers {
-            SellerScope::All => None,
-            SellerScope::Only(set) => {
-                let mut list: Vec<String> = set.iter().map(|s| s.as_str().to_owned()).collect();
-                list.sort();
-                Some(list)
-            }
+            SellerScope::All => Scope::unrestricted(),
+            SellerScope::Only(set) => Scope::sellers(set.iter().map(|s| s.as_str().to_owned())),
         }
     }
 }
@@ -153,6 +167,7 @@ impl Authenticator {
             tokens.push((
                 c.token.clone(),
                 Arc::new(Caller {
+                    id: Arc::from(name.as_str()),
                     name,
                     roles: c.roles.iter().copied().collect(),
                     sellers,
@@ -178,12 +193,31 @@ impl Authenticator {
 
     /// The caller behind the request's bearer token.
     pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Arc<Caller>, Status> {
-        let header = metadata.get("authorization").ok_or_else(|| {
+        self.bearer(
+            metadata
+                .get("authorization")
+                .map(|value| value.to_str().ok()),
+        )
+    }
+
+    /// The caller behind the bearer token in the HTTP headers of a call.
+    pub fn authenticate_headers(
+        &self,
+        headers: &tonic::codegen::http::HeaderMap,
+    ) -> Result<Arc<Caller>, Status> {
+        self.bearer(
+            headers
+                .get("authorization")
+                .map(|value| value.to_str().ok()),
+        )
+    }
+
+    /// `header` is the authorization header, if sent, and its text, if it is text.
+    fn bearer(&self, header: Option<Option<&str>>) -> Result<Arc<Caller>, Status> {
+        let header = header.ok_or_else(|| {
             Status::unauthenticated("TOKEN_MISSING: send authorization: Bearer <token>")
         })?;
         let presented = header
-            .to_str()
-            .ok()
             .and_then(|h| {
                 h.strip_prefix("Bearer ")
                     .or_else(|| h.strip_prefix("bearer "))

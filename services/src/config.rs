@@ -60,6 +60,8 @@ pub struct Config {
     pub metrics: crate::metrics::MetricsConfig,
     /// Following red-letter forms and issuing their red invoices.
     pub red_letter: crate::redletter::RedLetterConfig,
+    /// The gRPC listener's limits per caller and in total, and its connection timeouts.
+    pub server: crate::grpc::edge::ServerConfig,
 }
 
 impl Default for Config {
@@ -81,6 +83,7 @@ impl Default for Config {
             alerts: crate::alerting::AlertConfig::default(),
             metrics: crate::metrics::MetricsConfig::default(),
             red_letter: crate::redletter::RedLetterConfig::default(),
+            server: crate::grpc::edge::ServerConfig::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::auth::Authenticator;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::grpc::audit::AuditApi;
+use crate::grpc::edge::{Admission, EdgeLayer, ServerConfig, connection};
 use crate::grpc::issuance::IssuanceApi;
 use crate::grpc::ops::OpsApi;
 use crate::issuance::{Issuance, Shared, supply, upload, writer};
@@ -62,6 +63,8 @@ pub struct App {
     /// Where `/metrics` is served, when it is.
     pub metrics_address: Option<SocketAddr>,
     pub clock: SharedClock,
+    /// The gRPC listener's limits and timeouts.
+    pub server: Arc<ServerConfig>,
     background: Background,
 }
 
@@ -79,6 +82,7 @@ impl App {
     /// platform (starting the sandbox when no platform URL is set), top up numbers and quota once,
     /// and start the background tasks.
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        config.server.check().map_err(anyhow::Error::msg)?;
         let catalog = match &config.tax_codes {
             None => TaxCodeCatalog::bundled(),
             Some(path) => {
@@ -258,6 +262,7 @@ impl App {
             metrics,
             metrics_address,
             clock,
+            server: Arc::new(config.server.clone()),
             background: Background {
                 stop,
                 writer,
@@ -358,32 +363,35 @@ pub async fn run(
         archive,
         clock,
         reconciler,
+        metrics,
+        server,
         ..
     } = app;
     let store = issuance.store().clone();
-    let authenticate = move |mut request: tonic::Request<()>| {
-        let caller = auth.authenticate(request.metadata())?;
-        request.extensions_mut().insert(caller);
-        Ok(request)
-    };
-    let audit_service = AuditServiceServer::with_interceptor(
-        AuditApi::new(store.clone(), archive, clock.clone()),
-        authenticate.clone(),
-    );
-    let ops_service = OpsServiceServer::with_interceptor(
-        OpsApi::new(
-            store.clone(),
-            reconciler,
-            clock,
-            sellers.tax_ids(),
-            issuance.supply().clone(),
-        ),
-        authenticate.clone(),
-    );
-    let issuance_service = IssuanceServiceServer::with_interceptor(
-        IssuanceApi::new(catalog, limits, sellers, issuance, red_letters),
-        authenticate,
-    );
+    // Authentication, the callers' limits and the last line against panics, for every call.
+    let edge = EdgeLayer::new(
+        auth,
+        Admission::new(server.clone()),
+        metrics.edge().clone(),
+        server.retry_after,
+    )?;
+    let audit_service =
+        AuditServiceServer::new(AuditApi::new(store.clone(), archive, clock.clone()));
+    let ops_service = OpsServiceServer::new(OpsApi::new(
+        store.clone(),
+        reconciler,
+        clock,
+        sellers.tax_ids(),
+        issuance.supply().clone(),
+    ));
+    let issuance_service = IssuanceServiceServer::new(IssuanceApi::new(
+        catalog,
+        limits,
+        sellers,
+        issuance,
+        red_letters,
+        server.clone(),
+    ));
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<IssuanceServiceServer<IssuanceApi>>()
@@ -413,15 +421,18 @@ pub async fn run(
         let _ = stop.send(true);
     };
     let served = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(server.keepalive_interval))
+        .http2_keepalive_timeout(Some(server.keepalive_timeout))
+        .max_concurrent_streams(server.max_streams_per_connection)
+        .layer(edge)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(issuance_service)
         .add_service(audit_service)
         .add_service(ops_service)
-        // Without TCP_NODELAY small responses wait for the peer's delayed ACK (~40 ms each).
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            connection::incoming(listener, server.handshake_timeout, server.idle_timeout),
             stopping,
         )
         .await

@@ -458,7 +458,12 @@ async fn the_archive_cli_gets_and_verifies_files_and_detects_tampering() {
     .await
     .unwrap();
     let trail = store
-        .access_records(&Default::default(), None, 10)
+        .access_records(
+            &fapiao_services::store::Scope::unrestricted(),
+            &Default::default(),
+            None,
+            10,
+        )
         .await
         .unwrap();
     let seen: Vec<(&str, &str, &str)> = trail
@@ -673,7 +678,12 @@ async fn one_pass_at_a_time_across_processes_on_one_postgres() {
     };
     let runs = || async {
         store
-            .list_runs(&fapiao_services::store::RunFilter::default(), None, 10)
+            .list_runs(
+                &fapiao_services::store::Scope::unrestricted(),
+                &fapiao_services::store::RunFilter::default(),
+                None,
+                10,
+            )
             .await
             .unwrap()
             .len()

@@ -55,7 +55,10 @@ async fn the_ledger_reads_a_window_and_repairs_apply_only_as_compared(db: TestDa
     // The digest recorded at issue is the one of the content as sent; invoices stored before the
     // column existed get theirs computed from the content, the same.
     let stored = store
-        .get_invoice(&a.parse().unwrap())
+        .get_invoice(
+            &fapiao_services::store::Scope::unrestricted(),
+            &a.parse().unwrap(),
+        )
         .await
         .unwrap()
         .unwrap();

@@ -12,8 +12,8 @@ use fapiao_invoice::taxpayer::TaxpayerId;
 use fapiao_services::issuance::{content_digest, quota_fen};
 use fapiao_services::platform::NumberRange;
 use fapiao_services::store::{
-    AttemptNote, InvoiceFilter, InvoiceState, IssueItem, IssueOutcome, PendingDownload, Store,
-    StoreOptions, UploadPhase, UploadUpdate,
+    AttemptNote, InvoiceFilter, InvoiceState, IssueItem, IssueOutcome, PendingDownload, Scope,
+    Store, StoreOptions, UploadPhase, UploadUpdate,
 };
 use fapiao_tests::db::{self, TestDatabase};
 use fapiao_tests::sample;
@@ -129,10 +129,16 @@ async fn numbers_come_from_ranges_in_order_and_run_out(db: TestDatabase) {
     assert_eq!(status.numbers_left, 0);
     // The exhausted item used no quota: 4 × 10.00 yuan debited.
     assert_eq!(status.quota_left_fen, 100_000_000 - 4_000);
-    assert!(store.get_invoice(&issued(&out[0])).await.unwrap().is_some());
     assert!(
         store
-            .find_by_request(SELLER, "o-4")
+            .get_invoice(&Scope::unrestricted(), &issued(&out[0]))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .find_by_request(&Scope::unrestricted(), SELLER, "o-4")
             .await
             .unwrap()
             .is_none()
@@ -266,7 +272,10 @@ async fn events_follow_commit_order_and_filter_by_seller(db: TestDatabase) {
         )
         .await
         .unwrap();
-    let all = store.events_after(0, None, 100).await.unwrap();
+    let all = store
+        .events_after(&Scope::unrestricted(), 0, 100)
+        .await
+        .unwrap();
     assert_eq!(all.len(), 3);
     assert!(all.windows(2).all(|w| w[0].id < w[1].id));
     assert!(
@@ -274,7 +283,7 @@ async fn events_follow_commit_order_and_filter_by_seller(db: TestDatabase) {
             .all(|e| e.state == InvoiceState::Issued && e.previous_state.is_none())
     );
     let mine = store
-        .events_after(0, Some(&[SELLER.to_owned()]), 100)
+        .events_after(&Scope::sellers([SELLER]), 0, 100)
         .await
         .unwrap();
     assert_eq!(
@@ -283,7 +292,10 @@ async fn events_follow_commit_order_and_filter_by_seller(db: TestDatabase) {
             .collect::<Vec<_>>(),
         vec!["e-1", "e-3"]
     );
-    let after_first = store.events_after(all[0].id, None, 100).await.unwrap();
+    let after_first = store
+        .events_after(&Scope::unrestricted(), all[0].id, 100)
+        .await
+        .unwrap();
     assert_eq!(after_first.len(), 2);
     assert_eq!(store.last_event_id().await.unwrap(), all[2].id);
 }
@@ -371,11 +383,18 @@ async fn the_upload_queue_claims_leases_and_records_progress(db: TestDatabase) {
         .unwrap();
     assert_eq!(store.next_upload_due().await.unwrap(), None);
     assert!(store.upload_backlog().await.unwrap().is_empty());
-    let rejected = store.get_invoice(&polled[0].number).await.unwrap().unwrap();
+    let rejected = store
+        .get_invoice(&Scope::unrestricted(), &polled[0].number)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(rejected.state, InvoiceState::Rejected);
     assert_eq!(rejected.platform.as_ref().unwrap().code, "FP0203");
     assert_eq!(rejected.upload_attempts, 1);
-    let history = store.invoice_events(&polled[0].number).await.unwrap();
+    let history = store
+        .invoice_events(&Scope::unrestricted(), &polled[0].number)
+        .await
+        .unwrap();
     let states: Vec<_> = history
         .iter()
         .map(|e| (e.previous_state, e.state))
@@ -402,11 +421,9 @@ async fn listing_pages_newest_first_with_filters(db: TestDatabase) {
             .await
             .unwrap();
     }
-    let filter = InvoiceFilter {
-        sellers: Some(vec![SELLER.into()]),
-        ..Default::default()
-    };
-    let page1 = store.list_invoices(&filter, None, 2).await.unwrap();
+    let filter = InvoiceFilter::default();
+    let mine = Scope::sellers([SELLER]);
+    let page1 = store.list_invoices(&mine, &filter, None, 2).await.unwrap();
     assert_eq!(
         page1
             .iter()
@@ -416,7 +433,7 @@ async fn listing_pages_newest_first_with_filters(db: TestDatabase) {
     );
     let cursor = (page1[1].issued_at, page1[1].number.to_string());
     let page2 = store
-        .list_invoices(&filter, Some(&cursor), 10)
+        .list_invoices(&mine, &filter, Some(&cursor), 10)
         .await
         .unwrap();
     assert_eq!(
@@ -434,7 +451,11 @@ async fn listing_pages_newest_first_with_filters(db: TestDatabase) {
         ..filter.clone()
     };
     assert_eq!(
-        store.list_invoices(&window, None, 10).await.unwrap().len(),
+        store
+            .list_invoices(&mine, &window, None, 10)
+            .await
+            .unwrap()
+            .len(),
         2
     );
     let none = InvoiceFilter {
@@ -443,7 +464,7 @@ async fn listing_pages_newest_first_with_filters(db: TestDatabase) {
     };
     assert!(
         store
-            .list_invoices(&none, None, 10)
+            .list_invoices(&mine, &none, None, 10)
             .await
             .unwrap()
             .is_empty()

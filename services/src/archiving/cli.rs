@@ -41,6 +41,7 @@ async fn trail(
             at: Utc::now(),
             actor: cli_actor(),
             method: format!("cli archive {method}"),
+            seller_tax_id: None,
             invoice_number: number,
             format,
             purpose: purpose.to_owned(),

@@ -16,7 +16,7 @@
 //! that note.
 
 use crate::clock::china_time;
-use crate::store::{ArchivedInvoice, Store};
+use crate::store::{ArchivedInvoice, Scope, Store};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use fapiao_archive::check::{CHECKS_VERSION, FileCheck, Outcome, Recorded, check_file_reusing};
@@ -141,7 +141,7 @@ pub async fn verify(
     match scope {
         VerifyScope::One(number) => {
             let found = store
-                .get_invoice(number)
+                .get_invoice(&Scope::unrestricted(), number)
                 .await?
                 .with_context(|| format!("no invoice {number}"))?;
             let files = store

@@ -50,6 +50,8 @@ struct Call {
 /// What a trail entry says about the call.
 #[derive(Default)]
 struct About {
+    /// The seller the call named; when it names none, the store records the invoice's seller.
+    seller_tax_id: Option<String>,
     invoice_number: Option<String>,
     format: Option<Format>,
     purpose: String,
@@ -86,6 +88,7 @@ impl AuditApi {
                 .map(|c| c.name.clone())
                 .unwrap_or_default(),
             method: format!("{SERVICE}{}", call.method),
+            seller_tax_id: about.seller_tax_id,
             invoice_number: about.invoice_number,
             format: about.format,
             purpose: about.purpose,
@@ -106,16 +109,11 @@ impl AuditApi {
         number: &InvoiceNumber,
         not_found: impl Fn() -> Status,
     ) -> Result<crate::store::StoredInvoice, Status> {
-        let invoice = self
-            .store
-            .get_invoice(number)
+        self.store
+            .get_invoice(&call.caller()?.scope(), number)
             .await
             .map_err(|e| status::internal("reading an invoice", &e))?
-            .ok_or_else(&not_found)?;
-        let caller = call.caller()?;
-        let seller = TaxpayerId::parse(&invoice.seller_tax_id).map_err(|_| not_found())?;
-        caller.require_seller(&seller).map_err(|_| not_found())?;
-        Ok(invoice)
+            .ok_or_else(&not_found)
     }
 
     /// Run `body` as `call`, recording its outcome.
@@ -282,6 +280,9 @@ impl AuditService for AuditApi {
         let call = Self::begin(&request, "SearchInvoices");
         let req = request.into_inner();
         let about = About {
+            seller_tax_id: TaxpayerId::parse(req.seller_tax_id.trim())
+                .ok()
+                .map(|s| s.as_str().to_owned()),
             invoice_number: Some(req.invoice_number.trim().to_owned()).filter(|n| !n.is_empty()),
             ..About::default()
         };
@@ -289,20 +290,13 @@ impl AuditService for AuditApi {
             let caller = call.caller()?;
             let states = paging::states(&req.states)?;
             let (issued_from, issued_to) = time_range("issued", req.issued.as_ref())?;
-            let mut sellers = caller.visible_sellers();
-            let seller = req.seller_tax_id.trim();
-            if !seller.is_empty() {
-                let seller = TaxpayerId::parse(seller).map_err(|_| {
+            let seller = match req.seller_tax_id.trim() {
+                "" => None,
+                text => Some(TaxpayerId::parse(text).map_err(|_| {
                     status::bad_field("seller_tax_id", "SELLER_TAX_ID_INVALID", "纳税人识别号无效")
-                })?;
-                sellers = Some(match sellers {
-                    None => vec![seller.as_str().to_owned()],
-                    Some(visible) => visible
-                        .into_iter()
-                        .filter(|s| s == seller.as_str())
-                        .collect(),
-                });
-            }
+                })?),
+            };
+            let scope = caller.scope_of(seller.as_slice())?;
             let number = match req.invoice_number.trim() {
                 "" => None,
                 text => Some(parse_number("invoice_number", text)?.to_string()),
@@ -316,7 +310,6 @@ impl AuditService for AuditApi {
                 ));
             }
             let filter = InvoiceFilter {
-                sellers,
                 states,
                 kind: None,
                 colour: paging::colour(req.colour),
@@ -328,6 +321,7 @@ impl AuditService for AuditApi {
             };
             let (invoices, next_page_token) = paging::invoice_page(
                 &self.store,
+                &scope,
                 &filter,
                 &req.page_token,
                 req.page_size,
@@ -353,6 +347,7 @@ impl AuditService for AuditApi {
         let purpose: String = req.purpose.trim().chars().take(200).collect();
         let format = format_from_wire(req.format).ok();
         let about = About {
+            seller_tax_id: None,
             invoice_number: Some(req.invoice_number.trim().to_owned()),
             format,
             purpose,
@@ -402,6 +397,9 @@ impl AuditService for AuditApi {
         let call = Self::begin(&request, "VerifyInvoices");
         let req = request.into_inner();
         let about = About {
+            seller_tax_id: TaxpayerId::parse(req.seller_tax_id.trim())
+                .ok()
+                .map(|s| s.as_str().to_owned()),
             invoice_number: match &req.scope {
                 Some(v1::verify_invoices_request::Scope::InvoiceNumber(n)) => {
                     Some(n.trim().to_owned())
@@ -457,7 +455,7 @@ impl AuditService for AuditApi {
                         ),
                     };
                     // A caller limited to some sellers verifies one of them at a time.
-                    if caller.visible_sellers().is_some() {
+                    if !caller.scope().is_unrestricted() {
                         let Some(seller) = &seller else {
                             return Err(status::bad_field(
                                 "seller_tax_id",
@@ -542,14 +540,15 @@ impl AuditService for AuditApi {
             let number = parse_number("invoice_number", &req.invoice_number)?;
             let not_found = || Status::not_found(format!("INVOICE_NOT_FOUND: no invoice {number}"));
             let invoice = self.visible_invoice(&call, &number, not_found).await?;
+            let scope = call.caller()?.scope();
             let events = self
                 .store
-                .invoice_events(&number)
+                .invoice_events(&scope, &number)
                 .await
                 .map_err(|e| status::internal("reading events", &e))?;
             let form_events = self
                 .store
-                .invoice_form_events(&invoice)
+                .invoice_form_events(&scope, &invoice)
                 .await
                 .map_err(|e| status::internal("reading red-letter form events", &e))?;
             Ok(v1::GetInvoiceHistoryResponse {
@@ -571,6 +570,7 @@ impl AuditService for AuditApi {
             ..About::default()
         };
         let body = async {
+            let scope = call.caller()?.scope();
             let (from, to) = time_range("at", req.at.as_ref())?;
             let filter = AccessFilter {
                 actor: Some(req.actor.trim().to_owned()).filter(|a| !a.is_empty()),
@@ -579,12 +579,12 @@ impl AuditService for AuditApi {
                 from,
                 to,
             };
-            let print = paging::fingerprint(&filter);
+            let print = paging::fingerprint(&(&filter, &scope));
             let before = parse_access_token(&req.page_token, &print)?;
             let size = paging::page_size(req.page_size);
             let mut records = self
                 .store
-                .access_records(&filter, before, size + 1)
+                .access_records(&scope, &filter, before, size + 1)
                 .await
                 .map_err(|e| status::internal("listing access records", &e))?;
             let more = records.len() > size as usize;
@@ -608,6 +608,7 @@ impl AuditService for AuditApi {
                         purpose: r.purpose.clone(),
                         outcome: r.outcome.clone(),
                         peer: r.peer.clone(),
+                        seller_tax_id: r.seller_tax_id.clone().unwrap_or_default(),
                     })
                     .collect(),
                 next_page_token,

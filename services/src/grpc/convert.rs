@@ -174,9 +174,41 @@ pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
 }
 
 /// A time of a protobuf timestamp; `None` when it is out of range.
+/// A wire timestamp as a time, if it is one the contract allows: nanoseconds in
+/// `0..1_000_000_000` and a moment from 0001-01-01 to 9999-12-31 (the range protobuf defines), so
+/// no arithmetic on it can leave chrono's range.
 pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
-    let nanos = u32::try_from(t.nanos).ok()?;
+    /// 0001-01-01T00:00:00Z and 10000-01-01T00:00:00Z, in unix seconds.
+    const FIRST: i64 = -62_135_596_800;
+    const END: i64 = 253_402_300_800;
+    let nanos = u32::try_from(t.nanos).ok().filter(|n| *n < 1_000_000_000)?;
+    if !(FIRST..END).contains(&t.seconds) {
+        return None;
+    }
     chrono::DateTime::from_timestamp(t.seconds, nanos)
+}
+
+/// Why a wire duration was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationProblem {
+    Negative,
+    /// Longer than protobuf's 10,000 years, or nanoseconds out of their range.
+    OutOfRange,
+}
+
+/// A non-negative wire duration as a `TimeDelta`, refusing what protobuf does not allow (more
+/// than 10,000 years, nanoseconds of 1 s or more, mixed signs) so that adding it to a time the
+/// contract allows never overflows.
+pub fn from_duration(d: &prost_types::Duration) -> Result<chrono::TimeDelta, DurationProblem> {
+    const MAX_SECONDS: i64 = 315_576_000_000;
+    if d.seconds < 0 || d.nanos < 0 {
+        return Err(DurationProblem::Negative);
+    }
+    if d.seconds > MAX_SECONDS || d.nanos >= 1_000_000_000 {
+        return Err(DurationProblem::OutOfRange);
+    }
+    let nanos = u32::try_from(d.nanos).map_err(|_| DurationProblem::OutOfRange)?;
+    chrono::TimeDelta::new(d.seconds, nanos).ok_or(DurationProblem::OutOfRange)
 }
 
 pub fn state(s: InvoiceState) -> v1::InvoiceState {

@@ -2,7 +2,9 @@
 //! check the caller, convert, delegate to the issuance workflow (red-letter calls to
 //! [`super::redletter`]) and convert back.
 
+use super::edge::ServerConfig;
 use super::redletter::RedLetterRpc;
+use super::watch::Pace;
 use super::{convert, paging, status};
 use crate::auth::{self, Caller, Role};
 use crate::issuance::{Issuance, IssueError};
@@ -34,6 +36,8 @@ pub struct IssuanceApi {
     sellers: Arc<SellerDirectory>,
     issuance: Issuance,
     red: RedLetterRpc,
+    /// How watches pace themselves.
+    pace: Pace,
 }
 
 impl IssuanceApi {
@@ -43,13 +47,16 @@ impl IssuanceApi {
         sellers: Arc<SellerDirectory>,
         issuance: Issuance,
         red_letters: crate::redletter::RedLetters,
+        server: Arc<ServerConfig>,
     ) -> Self {
+        let pace = Pace::from(server.as_ref());
         Self {
-            red: RedLetterRpc::new(red_letters, sellers.clone(), limits.clone()),
+            red: RedLetterRpc::new(red_letters, sellers.clone(), limits.clone(), pace),
             catalog,
             limits,
             sellers,
             issuance,
+            pace,
         }
     }
 
@@ -325,7 +332,7 @@ impl IssuanceService for IssuanceApi {
                         "发票号码须为20位数字",
                     )
                 })?;
-                self.issuance.get(&number).await
+                self.issuance.get(&caller.scope(), &number).await
             }
             Some(v1::get_invoice_request::Key::ByRequest(key)) => {
                 let seller = TaxpayerId::parse(&key.seller_tax_id).map_err(|_| {
@@ -335,15 +342,15 @@ impl IssuanceService for IssuanceApi {
                         "纳税人识别号无效",
                     )
                 })?;
-                caller.require_seller(&seller)?;
-                self.issuance.find(&seller, key.request_id.trim()).await
+                let scope = caller.scope_of(std::slice::from_ref(&seller))?;
+                self.issuance
+                    .find(&scope, &seller, key.request_id.trim())
+                    .await
             }
         }
         .map_err(|e| status::internal("reading an invoice", &e))?
-        .ok_or_else(not_found)?;
-        let seller = TaxpayerId::parse(&found.seller_tax_id).map_err(|_| not_found())?;
         // An invoice of a seller the caller may not see is "not found", not "forbidden".
-        caller.require_seller(&seller).map_err(|_| not_found())?;
+        .ok_or_else(not_found)?;
         let invoice = self
             .settle(vec![found], wait)
             .await?
@@ -358,7 +365,8 @@ impl IssuanceService for IssuanceApi {
             .remove(&invoice.number)
             .unwrap_or_default();
         let mut wire = convert::invoice(&invoice, &files);
-        super::redletter::annotate(self.issuance.store(), &invoice, &mut wire).await?;
+        super::redletter::annotate(self.issuance.store(), &caller.scope(), &invoice, &mut wire)
+            .await?;
         Ok(Response::new(v1::GetInvoiceResponse {
             invoice: Some(wire),
         }))
@@ -378,7 +386,7 @@ impl IssuanceService for IssuanceApi {
                 "须提供有效的销售方纳税人识别号",
             )
         })?;
-        caller.require_seller(&seller)?;
+        let scope = caller.scope_of(std::slice::from_ref(&seller))?;
         let states = paging::states(&req.states)?;
         let time = |t: &Option<prost_types::Timestamp>, field: &str| {
             t.as_ref()
@@ -389,7 +397,6 @@ impl IssuanceService for IssuanceApi {
                 .transpose()
         };
         let filter = InvoiceFilter {
-            sellers: Some(vec![seller.as_str().to_owned()]),
             states,
             kind: match v1::InvoiceKind::try_from(req.kind) {
                 Ok(v1::InvoiceKind::Special) => Some(InvoiceKind::Special),
@@ -412,6 +419,7 @@ impl IssuanceService for IssuanceApi {
         };
         let (invoices, next_page_token) = paging::invoice_page(
             self.issuance.store(),
+            &scope,
             &filter,
             &req.page_token,
             req.page_size,
@@ -433,23 +441,17 @@ impl IssuanceService for IssuanceApi {
         let caller = auth::caller(&request)?;
         caller.require_role(Role::Issuer)?;
         let req = request.into_inner();
-        let sellers: Option<Vec<String>> = if req.seller_tax_ids.is_empty() {
-            caller.visible_sellers()
-        } else {
-            let mut list = Vec::new();
-            for (i, s) in req.seller_tax_ids.iter().enumerate() {
-                let id = TaxpayerId::parse(s).map_err(|_| {
-                    status::bad_field(
-                        &format!("seller_tax_ids[{i}]"),
-                        "SELLER_TAX_ID_INVALID",
-                        "纳税人识别号无效",
-                    )
-                })?;
-                caller.require_seller(&id)?;
-                list.push(id.as_str().to_owned());
-            }
-            Some(list)
-        };
+        let mut requested = Vec::with_capacity(req.seller_tax_ids.len());
+        for (i, s) in req.seller_tax_ids.iter().enumerate() {
+            requested.push(TaxpayerId::parse(s).map_err(|_| {
+                status::bad_field(
+                    &format!("seller_tax_ids[{i}]"),
+                    "SELLER_TAX_ID_INVALID",
+                    "纳税人识别号无效",
+                )
+            })?);
+        }
+        let scope = caller.scope_of(&requested)?;
         let store = self.issuance.store().clone();
         let cursor = match parse_cursor(&req.after_cursor)? {
             Some(c) => c,
@@ -459,8 +461,8 @@ impl IssuanceService for IssuanceApi {
                 .map_err(|e| status::internal("reading the event position", &e))?,
         };
         let read = move |after: i64, limit: u32| {
-            let (store, sellers) = (store.clone(), sellers.clone());
-            async move { store.events_after(after, sellers.as_deref(), limit).await }
+            let (store, scope) = (store.clone(), scope.clone());
+            async move { store.events_after(&scope, after, limit).await }
         };
         Ok(Response::new(super::watch::follow(
             cursor,
@@ -471,6 +473,7 @@ impl IssuanceService for IssuanceApi {
                 event: event.map(convert::event),
             },
             "reading invoice events",
+            self.pace,
         )))
     }
 

@@ -227,7 +227,9 @@ impl OpsService for OpsApi {
         &self,
         request: Request<v1::ListReconciliationRunsRequest>,
     ) -> Result<Response<v1::ListReconciliationRunsResponse>, Status> {
-        auth::caller(&request)?.require_role(Role::Operator)?;
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Operator)?;
+        let scope = caller.scope();
         let req = request.into_inner();
         let mut problems = Vec::new();
         let status = v1::RunStatus::try_from(req.status).unwrap_or_else(|_| {
@@ -261,12 +263,12 @@ impl OpsService for OpsApi {
             started_from: from,
             started_to: to,
         };
-        let print = paging::fingerprint(&filter);
+        let print = paging::fingerprint(&(&filter, &scope));
         let before = paging::parse_id_token(&req.page_token, &print)?;
         let size = paging::page_size(req.page_size);
         let rows = self
             .store
-            .list_runs(&filter, before, size + 1)
+            .list_runs(&scope, &filter, before, size + 1)
             .await
             .map_err(|e| status::internal("listing runs", &e))?;
         let (rows, next_page_token) =
@@ -281,7 +283,8 @@ impl OpsService for OpsApi {
         &self,
         request: Request<v1::GetReconciliationRunRequest>,
     ) -> Result<Response<v1::GetReconciliationRunResponse>, Status> {
-        auth::caller(&request)?.require_role(Role::Operator)?;
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Operator)?;
         let req = request.into_inner();
         let not_found = || {
             Status::not_found(format!(
@@ -292,7 +295,7 @@ impl OpsService for OpsApi {
         let id = parse_id(&req.run_id).ok_or_else(not_found)?;
         let stored = self
             .store
-            .get_run(id)
+            .get_run(&caller.scope(), id)
             .await
             .map_err(|e| status::internal("reading a run", &e))?
             .ok_or_else(not_found)?;
@@ -305,7 +308,8 @@ impl OpsService for OpsApi {
         &self,
         request: Request<v1::ListDriftsRequest>,
     ) -> Result<Response<v1::ListDriftsResponse>, Status> {
-        auth::caller(&request)?.require_role(Role::Operator)?;
+        let caller = auth::caller(&request)?;
+        caller.require_role(Role::Operator)?;
         let req = request.into_inner();
         let mut problems = Vec::new();
         let status = match v1::DriftStatus::try_from(req.status) {
@@ -326,16 +330,20 @@ impl OpsService for OpsApi {
         }
         classes.sort();
         classes.dedup();
-        let seller = (!req.seller_tax_id.is_empty()).then(|| req.seller_tax_id.clone());
-        if let Some(seller) = &seller
-            && TaxpayerId::parse(seller).is_err()
-        {
-            problems.push((
-                "seller_tax_id".to_owned(),
-                "SELLER_TAX_ID_INVALID",
-                "销售方纳税人识别号无效",
-            ));
-        }
+        let seller = match req.seller_tax_id.trim() {
+            "" => None,
+            text => match TaxpayerId::parse(text) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    problems.push((
+                        "seller_tax_id".to_owned(),
+                        "SELLER_TAX_ID_INVALID",
+                        "销售方纳税人识别号无效",
+                    ));
+                    None
+                }
+            },
+        };
         let run = match req.run_id.as_str() {
             "" => None,
             id => match parse_id(id) {
@@ -349,18 +357,19 @@ impl OpsService for OpsApi {
         if !problems.is_empty() {
             return Err(status::bad_fields(&problems));
         }
+        let scope = caller.scope_of(seller.as_slice())?;
         let filter = DriftFilter {
             status: status.to_owned(),
             classes,
-            seller,
+            seller: None,
             run,
         };
-        let print = paging::fingerprint(&filter);
+        let print = paging::fingerprint(&(&filter, &scope));
         let before = paging::parse_id_token(&req.page_token, &print)?;
         let size = paging::page_size(req.page_size);
         let rows = self
             .store
-            .list_drifts(&filter, before, size + 1)
+            .list_drifts(&scope, &filter, before, size + 1)
             .await
             .map_err(|e| status::internal("listing drifts", &e))?;
         let (rows, next_page_token) =
@@ -390,7 +399,7 @@ impl OpsService for OpsApi {
         let now = self.clock.now();
         match self
             .store
-            .resolve_drift(id, &caller.name, why, now)
+            .resolve_drift(&caller.scope(), id, &caller.name, why, now)
             .await
             .map_err(|e| status::internal("resolving a drift", &e))?
         {
@@ -464,21 +473,49 @@ impl OpsService for OpsApi {
             }
         }
         let configured = self.reconciler.sellers();
+        let mut requested = Vec::with_capacity(req.seller_tax_ids.len());
         for (i, seller) in req.seller_tax_ids.iter().enumerate() {
-            if TaxpayerId::parse(seller).is_err() {
-                problems.push((
+            match TaxpayerId::parse(seller.trim()) {
+                // A seller the caller may not act for is refused before anything is said about
+                // whether this deployment has it.
+                Ok(id) => {
+                    caller.require_seller(&id)?;
+                    if !configured.iter().any(|c| c == id.as_str()) {
+                        problems.push((
+                            format!("seller_tax_ids[{i}]"),
+                            "SELLER_NOT_CONFIGURED",
+                            "本部署未配置该销售方",
+                        ));
+                    }
+                    requested.push(id.as_str().to_owned());
+                }
+                Err(_) => problems.push((
                     format!("seller_tax_ids[{i}]"),
                     "SELLER_TAX_ID_INVALID",
                     "销售方纳税人识别号无效",
-                ));
-            } else if !configured.contains(seller) {
-                problems.push((
-                    format!("seller_tax_ids[{i}]"),
-                    "SELLER_NOT_CONFIGURED",
-                    "本部署未配置该销售方",
-                ));
+                )),
             }
         }
+        // Without a list, a caller limited to some sellers asks for the configured ones of its
+        // own; a caller of every seller for all of them.
+        let sellers = match caller.scope().listed() {
+            Some(own) if requested.is_empty() => {
+                let own: Vec<String> = own
+                    .iter()
+                    .filter(|s| configured.iter().any(|c| c == *s))
+                    .cloned()
+                    .collect();
+                if own.is_empty() {
+                    problems.push((
+                        "seller_tax_ids".to_owned(),
+                        "SELLER_NOT_CONFIGURED",
+                        "本部署未配置该调用方可操作的销售方",
+                    ));
+                }
+                own
+            }
+            _ => requested,
+        };
         let why = reason(&req.reason);
         if why.is_none() {
             problems.push((
@@ -490,7 +527,7 @@ impl OpsService for OpsApi {
         let (Some(from), Some(to), Some(why), true) = (from, to, why, problems.is_empty()) else {
             return Err(status::bad_fields(&problems));
         };
-        let mut sellers = req.seller_tax_ids.clone();
+        let mut sellers = sellers;
         sellers.sort();
         sellers.dedup();
         let request = RunRequest {
@@ -537,9 +574,10 @@ impl OpsService for OpsApi {
                 }
             },
         };
-        let within = match &req.expiring_within {
+        let within = match req.expiring_within.as_ref().map(convert::from_duration) {
             None => None,
-            Some(d) if d.seconds < 0 || d.nanos < 0 => {
+            Some(Ok(within)) => Some(within),
+            Some(Err(convert::DurationProblem::Negative)) => {
                 problems.push((
                     "expiring_within".into(),
                     "DURATION_NEGATIVE",
@@ -547,26 +585,29 @@ impl OpsService for OpsApi {
                 ));
                 None
             }
-            Some(d) => Some(
-                chrono::Duration::seconds(d.seconds)
-                    + chrono::Duration::nanoseconds(i64::from(d.nanos)),
-            ),
+            Some(Err(convert::DurationProblem::OutOfRange)) => {
+                problems.push((
+                    "expiring_within".into(),
+                    "DURATION_OUT_OF_RANGE",
+                    "时长超出允许范围（最长10000年）",
+                ));
+                None
+            }
         };
         if !problems.is_empty() {
             return Err(status::bad_fields(&problems));
         }
-        if let Some(seller) = &seller {
-            caller.require_seller(seller)?;
-        }
-        let fingerprint = paging::fingerprint(&(&seller, &within));
+        let scope = caller.scope_of(seller.as_slice())?;
+        let fingerprint = paging::fingerprint(&(&scope, &within));
         let after = pending_cursor(&req.page_token, &fingerprint)?;
         let size = paging::page_size(req.page_size);
         let now = self.clock.now();
         let found = self
             .store
             .pending_forms(
-                seller.as_ref().map(TaxpayerId::as_str),
-                within.map(|w| now + w),
+                &scope,
+                // Past chrono's range means no limit at all.
+                within.and_then(|w| now.checked_add_signed(w)),
                 after,
                 size + 1,
             )
@@ -580,7 +621,7 @@ impl OpsService for OpsApi {
             )
         });
         Ok(Response::new(v1::ListPendingRedLetterFormsResponse {
-            forms: super::redletter::forms(&self.store, &page).await?,
+            forms: super::redletter::forms(&self.store, &scope, &page).await?,
             next_page_token,
         }))
     }

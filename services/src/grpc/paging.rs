@@ -4,7 +4,7 @@
 //! accept (states, colour), and reading one page of invoices with its files.
 
 use super::{convert, status};
-use crate::store::{InvoiceFilter, InvoiceState, Store, StoredInvoice};
+use crate::store::{InvoiceFilter, InvoiceState, Scope, Store, StoredInvoice};
 use fapiao_invoice::model::Colour;
 use fapiao_invoice::number::InvoiceNumber;
 use fapiao_proto::v1;
@@ -21,21 +21,22 @@ pub fn page_size(requested: u32) -> u32 {
     }
 }
 
-/// One page of invoices matching `filter`, after the cursor in `token`, each with its
+/// One page of invoices inside `scope` matching `filter`, after the cursor in `token`, each with its
 /// archived files, and the token of the next page (empty on the last). `what` names the call in
 /// errors.
 pub async fn invoice_page(
     store: &Store,
+    scope: &Scope,
     filter: &InvoiceFilter,
     token: &str,
     requested_size: u32,
     what: &str,
 ) -> Result<(Vec<v1::Invoice>, String), Status> {
-    let print = fingerprint(filter);
+    let print = fingerprint(&(filter, scope));
     let after = parse_page_token(token, &print)?;
     let size = page_size(requested_size);
     let rows = store
-        .list_invoices(filter, after.as_ref(), size + 1)
+        .list_invoices(scope, filter, after.as_ref(), size + 1)
         .await
         .map_err(|e| status::internal(what, &e))?;
     let (page, next_page_token) = split_page(rows, size, |last| page_token(last, &print));

@@ -5,7 +5,7 @@ use super::{convert, paging, status};
 use crate::auth::Caller;
 use crate::redletter::{Filed, RedLetterError, RedLetters};
 use crate::sellers::SellerDirectory;
-use crate::store::{FormFilter, Store, StoredForm, StoredFormEvent, StoredInvoice};
+use crate::store::{FormFilter, Scope, Store, StoredForm, StoredFormEvent, StoredInvoice};
 use fapiao_invoice::limits::Limits;
 use fapiao_invoice::model::{InvoiceContent, RedLetterReason};
 use fapiao_invoice::money::format_money;
@@ -29,6 +29,7 @@ pub struct RedLetterRpc {
     red_letters: RedLetters,
     sellers: Arc<SellerDirectory>,
     limits: Arc<Limits>,
+    pace: super::watch::Pace,
 }
 
 /// The contract's words for a workflow error.
@@ -134,13 +135,18 @@ pub fn form(f: &StoredForm, blue: Option<&InvoiceContent>) -> v1::RedLetterForm 
     }
 }
 
-/// Forms on the wire, with one read for all their blue invoices.
-pub async fn forms(store: &Store, forms: &[StoredForm]) -> Result<Vec<v1::RedLetterForm>, Status> {
+/// Forms on the wire, with one read for all their blue invoices (of the same sellers, so inside
+/// the same `scope`).
+pub async fn forms(
+    store: &Store,
+    scope: &Scope,
+    forms: &[StoredForm],
+) -> Result<Vec<v1::RedLetterForm>, Status> {
     let mut numbers: Vec<InvoiceNumber> = forms.iter().map(|f| f.blue_number).collect();
     numbers.sort_unstable();
     numbers.dedup();
     let blues: HashMap<InvoiceNumber, StoredInvoice> = store
-        .get_invoices(&numbers)
+        .get_invoices(scope, &numbers)
         .await
         .map_err(|e| status::internal("reading blue invoices", &e))?
         .into_iter()
@@ -207,11 +213,13 @@ impl RedLetterRpc {
         red_letters: RedLetters,
         sellers: Arc<SellerDirectory>,
         limits: Arc<Limits>,
+        pace: super::watch::Pace,
     ) -> Self {
         Self {
             red_letters,
             sellers,
             limits,
+            pace,
         }
     }
 
@@ -219,8 +227,17 @@ impl RedLetterRpc {
         self.red_letters.store()
     }
 
-    async fn outcome(&self, filed: &Filed) -> Result<v1::RedLetterOutcome, Status> {
-        let mut wire = forms(self.store(), std::slice::from_ref(&filed.form)).await?;
+    async fn outcome(
+        &self,
+        caller: &Caller,
+        filed: &Filed,
+    ) -> Result<v1::RedLetterOutcome, Status> {
+        let mut wire = forms(
+            self.store(),
+            &caller.scope(),
+            std::slice::from_ref(&filed.form),
+        )
+        .await?;
         let red_invoice = filed.red.as_ref().map(|r| {
             let mut red = convert::invoice(r, &[]);
             number_red_lines(&mut red, &filed.form);
@@ -272,7 +289,7 @@ impl RedLetterRpc {
             .request(&seller, request, &caller.name)
             .await
             .map_err(|e| red_error(&e))?;
-        Ok((self.outcome(&filed).await?, filed.replayed))
+        Ok((self.outcome(caller, &filed).await?, filed.replayed))
     }
 
     /// Up to 100 reversals, each on its own, concurrently.
@@ -323,6 +340,7 @@ impl RedLetterRpc {
         req: v1::GetRedLetterFormRequest,
     ) -> Result<v1::RedLetterForm, Status> {
         let not_found = || Status::not_found("RED_LETTER_FORM_NOT_FOUND: no such red-letter form");
+        let scope = caller.scope();
         let found = match req.key {
             None => {
                 return Err(status::bad_field(
@@ -332,21 +350,19 @@ impl RedLetterRpc {
                 ));
             }
             Some(v1::get_red_letter_form_request::Key::FormNumber(number)) => {
-                self.store().form_by_number(number.trim()).await
+                self.store().form_by_number(&scope, number.trim()).await
             }
             Some(v1::get_red_letter_form_request::Key::ByRequest(key)) => {
                 let seller = seller_field(&key.seller_tax_id, "by_request.seller_tax_id")?;
-                caller.require_seller(&seller)?;
+                let scope = caller.scope_of(std::slice::from_ref(&seller))?;
                 self.store()
-                    .form_by_request(seller.as_str(), key.request_id.trim())
+                    .form_by_request(&scope, seller.as_str(), key.request_id.trim())
                     .await
             }
         }
         .map_err(|e| status::internal("reading a red-letter form", &e))?
         .ok_or_else(not_found)?;
-        let seller = TaxpayerId::parse(&found.seller_tax_id).map_err(|_| not_found())?;
-        caller.require_seller(&seller).map_err(|_| not_found())?;
-        forms(self.store(), &[found])
+        forms(self.store(), &scope, &[found])
             .await?
             .pop()
             .ok_or_else(not_found)
@@ -403,7 +419,7 @@ impl RedLetterRpc {
         let Some(seller) = seller.filter(|_| problems.is_empty()) else {
             return Err(status::bad_fields(&problems));
         };
-        caller.require_seller(&seller)?;
+        let scope = caller.scope_of(std::slice::from_ref(&seller))?;
         let filter = FormFilter {
             seller_tax_id: seller.as_str().to_owned(),
             statuses,
@@ -421,13 +437,13 @@ impl RedLetterRpc {
         let size = paging::page_size(req.page_size);
         let found = self
             .store()
-            .list_forms(&filter, before, size + 1)
+            .list_forms(&scope, &filter, before, size + 1)
             .await
             .map_err(|e| status::internal("listing red-letter forms", &e))?;
         let (page, next_page_token) =
             paging::split_page(found, size, |last| paging::id_token(last.id, &fingerprint));
         Ok(v1::ListRedLetterFormsResponse {
-            forms: forms(self.store(), &page).await?,
+            forms: forms(self.store(), &scope, &page).await?,
             next_page_token,
         })
     }
@@ -461,7 +477,7 @@ impl RedLetterRpc {
             )
             .await
             .map_err(|e| red_error(&e))?;
-        let outcome = self.outcome(&filed).await?;
+        let outcome = self.outcome(caller, &filed).await?;
         Ok(v1::ConfirmRedLetterFormResponse {
             form: outcome.form,
             red_invoice: outcome.red_invoice,
@@ -480,7 +496,7 @@ impl RedLetterRpc {
             .withdraw(&seller, req.form_number.trim(), &caller.name)
             .await
             .map_err(|e| red_error(&e))?;
-        forms(self.store(), &[form])
+        forms(self.store(), &caller.scope(), &[form])
             .await?
             .pop()
             .ok_or_else(|| Status::internal("INTERNAL: the form went missing"))
@@ -491,17 +507,11 @@ impl RedLetterRpc {
         caller: &Caller,
         req: v1::WatchRedLetterFormsRequest,
     ) -> Result<BoxStream<v1::WatchRedLetterFormsResponse>, Status> {
-        let sellers: Option<Vec<String>> = if req.seller_tax_ids.is_empty() {
-            caller.visible_sellers()
-        } else {
-            let mut list = Vec::new();
-            for (i, s) in req.seller_tax_ids.iter().enumerate() {
-                let id = seller_field(s, &format!("seller_tax_ids[{i}]"))?;
-                caller.require_seller(&id)?;
-                list.push(id.as_str().to_owned());
-            }
-            Some(list)
-        };
+        let mut requested = Vec::with_capacity(req.seller_tax_ids.len());
+        for (i, s) in req.seller_tax_ids.iter().enumerate() {
+            requested.push(seller_field(s, &format!("seller_tax_ids[{i}]"))?);
+        }
+        let scope = caller.scope_of(&requested)?;
         let store = self.store().clone();
         let cursor = match req.after_cursor.trim() {
             "" => store
@@ -515,12 +525,8 @@ impl RedLetterRpc {
                 .ok_or_else(|| status::bad_field("after_cursor", "CURSOR_INVALID", "游标无效"))?,
         };
         let read = move |after: i64, limit: u32| {
-            let (store, sellers) = (store.clone(), sellers.clone());
-            async move {
-                store
-                    .form_events_after(after, sellers.as_deref(), limit)
-                    .await
-            }
+            let (store, scope) = (store.clone(), scope.clone());
+            async move { store.form_events_after(&scope, after, limit).await }
         };
         Ok(super::watch::follow(
             cursor,
@@ -531,6 +537,7 @@ impl RedLetterRpc {
                 event: e.map(event),
             },
             "reading form events",
+            self.pace,
         ))
     }
 }
@@ -539,6 +546,7 @@ impl RedLetterRpc {
 /// lines lost to red invoices; a red invoice's blue line numbers, from its form.
 pub async fn annotate(
     store: &Store,
+    scope: &Scope,
     invoice: &StoredInvoice,
     wire: &mut v1::Invoice,
 ) -> Result<(), Status> {
@@ -546,7 +554,7 @@ pub async fn annotate(
     match &invoice.content.red {
         Some(red) => {
             if let Some(form) = store
-                .form_by_number(&red.form_number)
+                .form_by_number(scope, &red.form_number)
                 .await
                 .map_err(failed)?
             {
@@ -554,7 +562,10 @@ pub async fn annotate(
             }
         }
         None => {
-            let forms = store.blue_forms(&invoice.number).await.map_err(failed)?;
+            let forms = store
+                .blue_forms(scope, &invoice.number)
+                .await
+                .map_err(failed)?;
             wire.reversal = Some(reversal(&invoice.content, &forms));
             let issued: Vec<&RedLine> = forms
                 .iter()

@@ -14,7 +14,7 @@ pub mod upload;
 pub mod writer;
 
 use crate::clock::SharedClock;
-use crate::store::{IssueItem, IssueOutcome, Store, StoredInvoice};
+use crate::store::{IssueItem, IssueOutcome, Scope, Store, StoredInvoice};
 use fapiao_invoice::model::{Colour, InvoiceContent};
 use fapiao_invoice::number::InvoiceNumber;
 use fapiao_invoice::taxpayer::TaxpayerId;
@@ -201,19 +201,24 @@ impl Issuance {
         }
     }
 
-    /// One invoice by number.
-    pub async fn get(&self, number: &InvoiceNumber) -> anyhow::Result<Option<StoredInvoice>> {
-        self.store.get_invoice(number).await
+    /// One invoice by number, if `scope` admits its seller.
+    pub async fn get(
+        &self,
+        scope: &Scope,
+        number: &InvoiceNumber,
+    ) -> anyhow::Result<Option<StoredInvoice>> {
+        self.store.get_invoice(scope, number).await
     }
 
-    /// One invoice by seller and request id.
+    /// One invoice by seller and request id, if `scope` admits the seller.
     pub async fn find(
         &self,
+        scope: &Scope,
         seller: &TaxpayerId,
         request_id: &str,
     ) -> anyhow::Result<Option<StoredInvoice>> {
         self.store
-            .find_by_request(seller.as_str(), request_id)
+            .find_by_request(scope, seller.as_str(), request_id)
             .await
     }
 
@@ -242,7 +247,11 @@ impl Issuance {
                 .filter(|i| !i.state.is_settled())
                 .map(|i| i.number)
                 .collect();
-            let fresh = self.store.get_invoices(&waiting).await?;
+            // These invoices were already read for the caller; only their state is new.
+            let fresh = self
+                .store
+                .get_invoices(&Scope::unrestricted(), &waiting)
+                .await?;
             for invoice in &mut invoices {
                 if let Some(newer) = fresh.iter().find(|f| f.number == invoice.number) {
                     *invoice = newer.clone();

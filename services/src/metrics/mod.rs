@@ -19,6 +19,8 @@
 //! Floats are only ever converted to, never computed with: values arrive as integers, durations
 //! or exact `Decimal`s and are turned into `f64` at the boundary.
 
+mod edge;
+
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
@@ -27,6 +29,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
+pub use edge::EdgeMetrics;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
@@ -230,6 +233,7 @@ struct Inner {
     pass_duration: Histogram,
     passes: Family<OutcomeLabels, Counter>,
     archive_backlog: Family<KindLabels, Gauge>,
+    edge: EdgeMetrics,
     /// Ready handles of each seller's series, looked up by `&str` so recording does not allocate.
     sellers: RwLock<HashMap<Box<str>, SellerSeries>>,
 }
@@ -344,6 +348,7 @@ impl Metrics {
              an attempt; parked: needs an operator)",
             archive_backlog.clone(),
         );
+        let edge = EdgeMetrics::register(&mut registry);
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -360,9 +365,15 @@ impl Metrics {
                 pass_duration,
                 passes,
                 archive_backlog,
+                edge,
                 sellers: RwLock::new(HashMap::new()),
             }),
         }
+    }
+
+    /// What the gRPC edge counts.
+    pub fn edge(&self) -> &EdgeMetrics {
+        &self.inner.edge
     }
 
     /// Create a seller's series at zero: its issued, recorded and rejected counters and an upload

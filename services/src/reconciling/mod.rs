@@ -24,7 +24,9 @@ use fapiao_reconciler::diff::{
 use fapiao_reconciler::pass::{Ledger, Listing, RepairOutcome, Repairs, SourceError, Window};
 
 use crate::platform::{RemoteState, RemoteSummary, TaxPlatform};
-use crate::store::{AdoptedInvoice, InvoiceState, LedgerRow, RepairWrite, Store, UploadPhase};
+use crate::store::{
+    AdoptedInvoice, InvoiceState, LedgerRow, RepairWrite, Scope, Store, UploadPhase,
+};
 
 pub mod runner;
 pub mod schedule;
@@ -267,7 +269,11 @@ impl StoreRepairs {
         let Some(seen) = drift.local_state else {
             return Ok(Err("only the platform holds this invoice".to_owned()));
         };
-        let Some(stored) = self.store.get_invoice(&drift.number).await? else {
+        let Some(stored) = self
+            .store
+            .get_invoice(&Scope::unrestricted(), &drift.number)
+            .await?
+        else {
             return Ok(Err("the invoice is no longer in the store".to_owned()));
         };
         let expected = stored_state(seen);

@@ -21,7 +21,7 @@ use tokio_cron_scheduler::{Job as CronJob, JobScheduler};
 
 use super::runner::Passes;
 use crate::clock::china_offset;
-use crate::store::{RunRequest, StoredRun};
+use crate::store::{RunRequest, Scope, StoredRun};
 
 /// Which scheduled pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +91,7 @@ impl Reconciler {
         let store = &self.passes.store;
         let run = store.queue_run(request, self.passes.now()).await?;
         let queued = store
-            .get_run(run)
+            .get_run(&Scope::unrestricted(), run)
             .await?
             .context("the queued run disappeared")?;
         self.jobs
@@ -239,7 +239,7 @@ async fn run(passes: &Passes, job: Job) -> anyhow::Result<()> {
     let now = passes.now();
     let (run, window, sellers) = match job {
         Job::Queued(id) => {
-            let Some(queued) = store.get_run(id).await? else {
+            let Some(queued) = store.get_run(&Scope::unrestricted(), id).await? else {
                 return Ok(());
             };
             // Another replica may have started it while this one waited for the lease.

@@ -18,7 +18,7 @@ use crate::clock::SharedClock;
 use crate::issuance::{Issuance, IssueError};
 use crate::platform::{CallError, FormAnswer, FormRequest, RemoteForm, TaxPlatform};
 use crate::store::{
-    FormPhase, InvoiceState, Reservation, Reserved, Store, StoredForm, StoredInvoice,
+    FormPhase, InvoiceState, Reservation, Reserved, Scope, Store, StoredForm, StoredInvoice,
 };
 use chrono::{DateTime, Utc};
 use fapiao_invoice::limits::Limits;
@@ -238,7 +238,11 @@ impl RedLetters {
         actor: &str,
     ) -> Result<Option<StoredInvoice>, RedLetterError> {
         if let Some(number) = &form.red_number {
-            return Ok(self.inner.store.get_invoice(number).await?);
+            return Ok(self
+                .inner
+                .store
+                .get_invoice(&Scope::unrestricted(), number)
+                .await?);
         }
         if form.phase.status().is_some_and(FormStatus::allows_red) {
             return self.issue_red(form, actor).await;
@@ -343,9 +347,12 @@ impl RedLetters {
     ) -> Result<Option<StoredInvoice>, RedLetterError> {
         let store = &self.inner.store;
         let seller = seller_of(form)?;
-        let (Some(number), Some(blue)) =
-            (&form.number, store.get_invoice(&form.blue_number).await?)
-        else {
+        let (Some(number), Some(blue)) = (
+            &form.number,
+            store
+                .get_invoice(&Scope::unrestricted(), &form.blue_number)
+                .await?,
+        ) else {
             return Err(
                 anyhow::anyhow!("red-letter form {} lost its blue invoice", form.id).into(),
             );
@@ -504,9 +511,8 @@ impl RedLetters {
     ) -> Result<StoredForm, RedLetterError> {
         self.inner
             .store
-            .form_by_number(number)
+            .form_by_number(&Scope::sellers([seller.as_str()]), number)
             .await?
-            .filter(|f| f.seller_tax_id == seller.as_str())
             .ok_or_else(|| RedLetterError::FormNotFound(number.to_owned()))
     }
 
@@ -589,7 +595,10 @@ impl RedLetters {
 
     async fn discovered(&self, remote: &RemoteForm) -> Result<(), RedLetterError> {
         let store = &self.inner.store;
-        if let Some(form) = store.form_by_number(&remote.number).await? {
+        if let Some(form) = store
+            .form_by_number(&Scope::unrestricted(), &remote.number)
+            .await?
+        {
             if form.phase.status() != Some(remote.status)
                 || (form.red_number.is_none() && remote.red_number.is_some())
             {
@@ -601,7 +610,10 @@ impl RedLetters {
             // Ours, but not stored under its number yet: the filing's follow-up takes it.
             return Ok(());
         }
-        let Some(blue) = store.get_invoice(&remote.blue_number).await? else {
+        let Some(blue) = store
+            .get_invoice(&Scope::unrestricted(), &remote.blue_number)
+            .await?
+        else {
             tracing::warn!(
                 form = remote.number.as_str(),
                 blue = %remote.blue_number,

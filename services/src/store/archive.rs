@@ -76,30 +76,7 @@ pub struct ArchivedInvoice {
     pub files: Vec<FileRecord>,
 }
 
-/// One entry of the access trail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessRecord {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    pub actor: String,
-    pub method: String,
-    pub invoice_number: Option<String>,
-    pub format: Option<Format>,
-    pub purpose: String,
-    pub outcome: String,
-    pub peer: String,
-}
-
-/// Which access records to list.
-#[derive(Debug, Clone, Default)]
-pub struct AccessFilter {
-    pub actor: Option<String>,
-    pub invoice_number: Option<String>,
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
-}
-
-fn parse_format(text: &str) -> anyhow::Result<Format> {
+pub(super) fn parse_format(text: &str) -> anyhow::Result<Format> {
     Format::from_extension(text)
         .with_context(|| format!("unknown file format {text:?} in the store"))
 }
@@ -456,92 +433,6 @@ impl Store {
         }
         .context("counting invoices")?;
         Ok(u64::try_from(count).unwrap_or(0))
-    }
-
-    /// Append to the access trail.
-    pub async fn record_access(&self, record: &AccessRecord) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO access_records (at, actor, method, invoice_number, format, purpose, \
-             outcome, peer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(micros(record.at))
-        .bind(&record.actor)
-        .bind(&record.method)
-        .bind(record.invoice_number.as_deref())
-        .bind(record.format.map(|f| f.extension()))
-        .bind(&record.purpose)
-        .bind(&record.outcome)
-        .bind(&record.peer)
-        .execute(&self.write)
-        .await
-        .context("recording an access")?;
-        Ok(())
-    }
-
-    /// Access records, newest first, older than the record `before` (an id) when given.
-    pub async fn access_records(
-        &self,
-        filter: &AccessFilter,
-        before: Option<i64>,
-        limit: u32,
-    ) -> anyhow::Result<Vec<AccessRecord>> {
-        // Each clause binds exactly one value, so its placeholder is its position.
-        let mut clauses: Vec<String> = Vec::new();
-        let mut args = AnyArguments::default();
-        let add = |clauses: &mut Vec<String>, sql: &str| {
-            clauses.push(sql.replace('?', &format!("${}", clauses.len() + 1)));
-        };
-        if let Some(actor) = &filter.actor {
-            add(&mut clauses, "actor = ?");
-            bind(&mut args, actor.clone())?;
-        }
-        if let Some(number) = &filter.invoice_number {
-            add(&mut clauses, "invoice_number = ?");
-            bind(&mut args, number.clone())?;
-        }
-        if let Some(from) = filter.from {
-            add(&mut clauses, "at >= ?");
-            bind(&mut args, micros(from))?;
-        }
-        if let Some(to) = filter.to {
-            add(&mut clauses, "at < ?");
-            bind(&mut args, micros(to))?;
-        }
-        if let Some(before) = before {
-            add(&mut clauses, "id < ?");
-            bind(&mut args, before)?;
-        }
-        let limit_at = clauses.len() + 1;
-        bind(&mut args, i64::from(limit))?;
-        let filter_sql = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT id, at, actor, method, invoice_number, format, purpose, outcome, peer \
-             FROM access_records {filter_sql} ORDER BY id DESC LIMIT ${limit_at}"
-        );
-        let rows = sqlx::query_with(&sql, args)
-            .fetch_all(&self.read)
-            .await
-            .context("listing access records")?;
-        rows.iter()
-            .map(|row| {
-                let format: Option<String> = row.try_get("format")?;
-                Ok(AccessRecord {
-                    id: row.try_get("id")?,
-                    at: from_micros(row.try_get("at")?),
-                    actor: row.try_get("actor")?,
-                    method: row.try_get("method")?,
-                    invoice_number: row.try_get("invoice_number")?,
-                    format: format.as_deref().map(parse_format).transpose()?,
-                    purpose: row.try_get("purpose")?,
-                    outcome: row.try_get("outcome")?,
-                    peer: row.try_get("peer")?,
-                })
-            })
-            .collect()
     }
 }
 

@@ -15,18 +15,22 @@
 //!
 //! Times are unix microseconds (UTC); money is decimal text; quota is integer fen.
 
+mod access;
 mod archive;
+mod conditions;
 mod issue;
+mod operations;
 mod outcomes;
 mod read;
 mod reconcile;
 mod redletter;
+mod scope;
 mod supply;
 mod upload;
 
+pub use access::{AccessFilter, AccessRecord};
 pub use archive::{
-    AccessFilter, AccessRecord, ArchiveBacklog, ArchiveProgress, ArchiveSetback, ArchivedInvoice,
-    DueArchive, FileRecord,
+    ArchiveBacklog, ArchiveProgress, ArchiveSetback, ArchivedInvoice, DueArchive, FileRecord,
 };
 pub use issue::{IssueItem, IssueOutcome};
 pub use outcomes::OutcomeCount;
@@ -38,6 +42,7 @@ pub use reconcile::{
 pub use redletter::{
     FormFilter, FormPhase, Reservation, Reserved, StoredForm, StoredFormEvent, status_reason,
 };
+pub use scope::Scope;
 pub use supply::{OpenRange, PendingDownload, Reserves, SupplyStatus};
 pub use upload::{AttemptNote, DueUpload, UploadPhase, UploadUpdate};
 

@@ -1,8 +1,8 @@
 //! Reading invoices and events, and writing event rows.
 
 use super::{
-    INVOICE_COLUMNS, InvoiceState, Store, StoredInvoice, colour_text, decode_invoice, from_micros,
-    kind_text, micros, parse_colour, placeholders,
+    INVOICE_COLUMNS, InvoiceState, Scope, Store, StoredInvoice, colour_text, decode_invoice,
+    from_micros, kind_text, micros, parse_colour, placeholders,
 };
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -88,11 +88,10 @@ pub(crate) async fn insert_events(
     Ok(())
 }
 
-/// What `ListInvoices` filters on; empty fields do not filter.
+/// What `ListInvoices` and `SearchInvoices` filter on, within the caller's scope; empty fields do
+/// not filter.
 #[derive(Debug, Clone, Default)]
 pub struct InvoiceFilter {
-    /// Sellers the caller may see; `None` means every seller.
-    pub sellers: Option<Vec<String>>,
     pub states: Vec<InvoiceState>,
     pub kind: Option<InvoiceKind>,
     pub colour: Option<Colour>,
@@ -120,14 +119,20 @@ fn like_escape(text: &str) -> String {
 pub type ListCursor = (DateTime<Utc>, String);
 
 impl Store {
-    /// One invoice by number.
+    /// One invoice by number, if `scope` admits its seller.
     pub async fn get_invoice(
         &self,
+        scope: &Scope,
         number: &InvoiceNumber,
     ) -> anyhow::Result<Option<StoredInvoice>> {
-        let sql = format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE invoice_number = $1");
-        sqlx::query(&sql)
-            .bind(number.to_string())
+        let (scope_sql, sellers) = scope_clause(scope, 2);
+        let sql =
+            format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE invoice_number = $1{scope_sql}");
+        let mut query = sqlx::query(&sql).bind(number.to_string());
+        for seller in sellers {
+            query = query.bind(seller.clone());
+        }
+        query
             .fetch_optional(&self.read)
             .await
             .context("reading an invoice")?
@@ -135,21 +140,26 @@ impl Store {
             .transpose()
     }
 
-    /// The invoices of `numbers` that exist, in no particular order, in one query.
+    /// The invoices of `numbers` that exist inside `scope`, in no particular order, in one query.
     pub async fn get_invoices(
         &self,
+        scope: &Scope,
         numbers: &[InvoiceNumber],
     ) -> anyhow::Result<Vec<StoredInvoice>> {
         if numbers.is_empty() {
             return Ok(Vec::new());
         }
+        let (scope_sql, sellers) = scope_clause(scope, numbers.len() + 1);
         let sql = format!(
-            "SELECT {INVOICE_COLUMNS} FROM invoices WHERE invoice_number IN ({})",
+            "SELECT {INVOICE_COLUMNS} FROM invoices WHERE invoice_number IN ({}){scope_sql}",
             placeholders(1, numbers.len())
         );
         let mut query = sqlx::query(&sql);
         for number in numbers {
             query = query.bind(number.to_string());
+        }
+        for seller in sellers {
+            query = query.bind(seller.clone());
         }
         query
             .fetch_all(&self.read)
@@ -160,12 +170,16 @@ impl Store {
             .collect()
     }
 
-    /// One invoice by its seller and the caller's request id.
+    /// One invoice by its seller and the caller's request id, if `scope` admits the seller.
     pub async fn find_by_request(
         &self,
+        scope: &Scope,
         seller_tax_id: &str,
         request_id: &str,
     ) -> anyhow::Result<Option<StoredInvoice>> {
+        if !scope.admits(seller_tax_id) {
+            return Ok(None);
+        }
         let sql = format!(
             "SELECT {INVOICE_COLUMNS} FROM invoices WHERE seller_tax_id = $1 AND request_id = $2"
         );
@@ -179,9 +193,10 @@ impl Store {
             .transpose()
     }
 
-    /// A page of invoices, newest first, after `cursor`.
+    /// A page of invoices inside `scope`, newest first, after `cursor`.
     pub async fn list_invoices(
         &self,
+        scope: &Scope,
         filter: &InvoiceFilter,
         after: Option<&ListCursor>,
         limit: u32,
@@ -194,7 +209,7 @@ impl Store {
             format!("${n}")
         };
         let err = |e| anyhow::anyhow!("binding: {e}");
-        if let Some(sellers) = &filter.sellers {
+        if let Some(sellers) = scope.listed() {
             if sellers.is_empty() {
                 return Ok(Vec::new());
             }
@@ -263,27 +278,21 @@ impl Store {
             .collect()
     }
 
-    /// Events with id greater than `after`, oldest first, optionally for some sellers only.
+    /// Events with id greater than `after` of invoices inside `scope`, oldest first.
     pub async fn events_after(
         &self,
+        scope: &Scope,
         after: i64,
-        sellers: Option<&[String]>,
         limit: u32,
     ) -> anyhow::Result<Vec<StoredEvent>> {
         let mut args = AnyArguments::default();
         let err = |e| anyhow::anyhow!("binding: {e}");
         args.add(after).map_err(err)?;
         args.add(i64::from(limit)).map_err(err)?;
-        let seller_sql = match sellers {
-            None => String::new(),
-            Some([]) => return Ok(Vec::new()),
-            Some(list) => {
-                for s in list {
-                    args.add(s.clone()).map_err(err)?;
-                }
-                format!(" AND seller_tax_id IN ({})", placeholders(3, list.len()))
-            }
-        };
+        let (seller_sql, sellers) = scope_clause(scope, 3);
+        for s in sellers {
+            args.add(s.clone()).map_err(err)?;
+        }
         let sql = format!(
             "SELECT id, invoice_number, seller_tax_id, request_id, colour, state, previous_state, \
              at, reason, actor, platform_code, platform_message FROM invoice_events \
@@ -298,20 +307,29 @@ impl Store {
             .collect()
     }
 
-    /// Every event of one invoice, oldest first.
-    pub async fn invoice_events(&self, number: &InvoiceNumber) -> anyhow::Result<Vec<StoredEvent>> {
-        sqlx::query(
+    /// Every event of one invoice inside `scope`, oldest first.
+    pub async fn invoice_events(
+        &self,
+        scope: &Scope,
+        number: &InvoiceNumber,
+    ) -> anyhow::Result<Vec<StoredEvent>> {
+        let (scope_sql, sellers) = scope_clause(scope, 2);
+        let sql = format!(
             "SELECT id, invoice_number, seller_tax_id, request_id, colour, state, previous_state, \
              at, reason, actor, platform_code, platform_message FROM invoice_events \
-             WHERE invoice_number = $1 ORDER BY id",
-        )
-        .bind(number.to_string())
-        .fetch_all(&self.read)
-        .await
-        .context("reading an invoice's events")?
-        .iter()
-        .map(decode_event)
-        .collect()
+             WHERE invoice_number = $1{scope_sql} ORDER BY id"
+        );
+        let mut query = sqlx::query(&sql).bind(number.to_string());
+        for seller in sellers {
+            query = query.bind(seller.clone());
+        }
+        query
+            .fetch_all(&self.read)
+            .await
+            .context("reading an invoice's events")?
+            .iter()
+            .map(decode_event)
+            .collect()
     }
 
     /// The id of the newest event, 0 when there is none.
@@ -335,6 +353,15 @@ impl Store {
                 Ok((state.parse()?, row.try_get("n")?))
             })
             .collect()
+    }
+}
+
+/// ` AND <seller_tax_id restricted to scope>` with placeholders from `first`, and its values; empty
+/// for an unrestricted scope.
+pub(crate) fn scope_clause(scope: &Scope, first: usize) -> (String, &[String]) {
+    match scope.condition("seller_tax_id", first) {
+        Some((sql, values)) => (format!(" AND {sql}"), values),
+        None => (String::new(), &[]),
     }
 }
 

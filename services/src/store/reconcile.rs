@@ -482,11 +482,11 @@ fn count(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-const DRIFT_COLUMNS: &str = "id, invoice_number, seller_tax_id, issued_at, class, urgency, detail, \
+pub(super) const DRIFT_COLUMNS: &str = "id, invoice_number, seller_tax_id, issued_at, class, urgency, detail, \
      repair, outcome, first_run_id, last_run_id, first_seen_at, last_seen_at, status, closed_at, \
      resolved_by, resolution, repair_attempts, last_repair_at, local_state, platform_state";
 
-fn decode_drift(row: &sqlx::any::AnyRow) -> anyhow::Result<StoredDrift> {
+pub(super) fn decode_drift(row: &sqlx::any::AnyRow) -> anyhow::Result<StoredDrift> {
     let closed: Option<i64> = row.try_get("closed_at")?;
     Ok(StoredDrift {
         id: row.try_get("id")?,
@@ -519,11 +519,11 @@ fn decode_drift(row: &sqlx::any::AnyRow) -> anyhow::Result<StoredDrift> {
     })
 }
 
-const RUN_COLUMNS: &str = "id, kind, holder, dry_run, window_from, window_to, started_at, \
+pub(super) const RUN_COLUMNS: &str = "id, kind, holder, dry_run, window_from, window_to, started_at, \
      finished_at, complete, local_count, remote_count, in_agreement, drift_count, gaps, status, \
      triggered_by, reason, error, sellers, repairs_attempted, repairs_succeeded, drifts_by_class";
 
-fn decode_run(row: &sqlx::any::AnyRow) -> anyhow::Result<StoredRun> {
+pub(super) fn decode_run(row: &sqlx::any::AnyRow) -> anyhow::Result<StoredRun> {
     let finished: Option<i64> = row.try_get("finished_at")?;
     let complete: Option<i64> = row.try_get("complete")?;
     let number = |name: &str| -> anyhow::Result<i64> {
@@ -646,6 +646,11 @@ impl Store {
             .map(serde_json::to_string)
             .transpose()
             .context("writing a run's sellers")?;
+        let mut tx = self
+            .write
+            .begin()
+            .await
+            .context("queueing a reconciliation run")?;
         let row = sqlx::query(
             "INSERT INTO reconcile_runs (kind, holder, dry_run, window_from, window_to, \
              started_at, status, triggered_by, reason, sellers) \
@@ -658,10 +663,23 @@ impl Store {
         .bind(request.triggered_by.clone())
         .bind(request.reason.clone())
         .bind(sellers)
-        .fetch_one(&self.write)
+        .fetch_one(&mut *tx)
         .await
         .context("queueing a reconciliation run")?;
-        Ok(row.try_get("id")?)
+        let id: i64 = row.try_get("id")?;
+        // One row per compared seller, so listings can limit runs to a caller's sellers.
+        for seller in request.sellers.iter().flatten() {
+            sqlx::query(
+                "INSERT INTO reconcile_run_sellers (run_id, seller_tax_id) VALUES ($1, $2)",
+            )
+            .bind(id)
+            .bind(seller.clone())
+            .execute(&mut *tx)
+            .await
+            .context("recording a run's sellers")?;
+        }
+        tx.commit().await.context("queueing a reconciliation run")?;
+        Ok(id)
     }
 
     /// Mark a queued run as started by `holder`; `false` if it was not queued any more.
@@ -853,201 +871,5 @@ impl Store {
         }
         tx.commit().await.context("recording a run")?;
         Ok(())
-    }
-
-    /// One run.
-    pub async fn get_run(&self, run: i64) -> anyhow::Result<Option<StoredRun>> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM reconcile_runs WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(run)
-            .fetch_optional(&self.read)
-            .await
-            .context("reading a run")?;
-        row.as_ref().map(decode_run).transpose()
-    }
-
-    /// Runs matching `filter` with an id below `before` (the page cursor), newest first.
-    pub async fn list_runs(
-        &self,
-        filter: &RunFilter,
-        before: Option<i64>,
-        limit: u32,
-    ) -> anyhow::Result<Vec<StoredRun>> {
-        let mut query = Conditions::new(format!("SELECT {RUN_COLUMNS} FROM reconcile_runs"));
-        query.and("id < {}", before.unwrap_or(i64::MAX))?;
-        if let Some(status) = &filter.status {
-            query.and("status = {}", status.clone())?;
-        }
-        if let Some(from) = filter.started_from {
-            query.and("started_at >= {}", micros(from))?;
-        }
-        if let Some(to) = filter.started_to {
-            query.and("started_at < {}", micros(to))?;
-        }
-        let (sql, args) = query.newest_first(limit)?;
-        let rows = sqlx::query_with(&sql, args)
-            .fetch_all(&self.read)
-            .await
-            .context("listing runs")?;
-        rows.iter().map(decode_run).collect()
-    }
-
-    /// One drift.
-    pub async fn get_drift(&self, drift: i64) -> anyhow::Result<Option<StoredDrift>> {
-        drift_on(&self.read, drift).await
-    }
-
-    /// Drifts matching `filter` with an id below `before` (the page cursor), newest first.
-    pub async fn list_drifts(
-        &self,
-        filter: &DriftFilter,
-        before: Option<i64>,
-        limit: u32,
-    ) -> anyhow::Result<Vec<StoredDrift>> {
-        let mut query = Conditions::new(format!("SELECT {DRIFT_COLUMNS} FROM drifts"));
-        query.and("status = {}", filter.status.clone())?;
-        query.and("id < {}", before.unwrap_or(i64::MAX))?;
-        if !filter.classes.is_empty() {
-            query.and_in("class", &filter.classes)?;
-        }
-        if let Some(seller) = &filter.seller {
-            query.and("seller_tax_id = {}", seller.clone())?;
-        }
-        if let Some(run) = filter.run {
-            query.and("(first_run_id = {} OR last_run_id = {})", run)?;
-        }
-        let (sql, args) = query.newest_first(limit)?;
-        let rows = sqlx::query_with(&sql, args)
-            .fetch_all(&self.read)
-            .await
-            .context("listing drifts")?;
-        rows.iter().map(decode_drift).collect()
-    }
-
-    /// Close an open drift by hand; the drift keeps who closed it, when, and why.
-    pub async fn resolve_drift(
-        &self,
-        drift: i64,
-        by: &str,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<Result<StoredDrift, ResolveRefused>> {
-        let updated = sqlx::query(
-            "UPDATE drifts SET status = 'resolved', closed_at = $1, resolved_by = $2, \
-             resolution = $3 WHERE id = $4 AND status = 'open'",
-        )
-        .bind(micros(now))
-        .bind(by.to_owned())
-        .bind(reason.to_owned())
-        .bind(drift)
-        .execute(&self.write)
-        .await
-        .context("resolving a drift")?;
-        // Read on the write pool, so it reflects the write just made.
-        let Some(stored) = drift_on(&self.write, drift).await? else {
-            return Ok(Err(ResolveRefused::NotFound));
-        };
-        Ok(if updated.rows_affected() == 1 {
-            Ok(stored)
-        } else {
-            Err(ResolveRefused::AlreadyClosed(Box::new(stored)))
-        })
-    }
-
-    /// Open drifts counted by class and urgency.
-    pub async fn open_drift_counts(&self) -> anyhow::Result<Vec<(String, String, u64)>> {
-        let rows = sqlx::query(
-            "SELECT class, urgency, COUNT(*) AS n FROM drifts WHERE status = 'open' \
-             GROUP BY class, urgency ORDER BY class, urgency",
-        )
-        .fetch_all(&self.read)
-        .await
-        .context("counting open drifts")?;
-        rows.iter()
-            .map(|row| {
-                let n: i64 = row.try_get("n")?;
-                Ok((
-                    row.try_get("class")?,
-                    row.try_get("urgency")?,
-                    u64::try_from(n).unwrap_or(0),
-                ))
-            })
-            .collect()
-    }
-}
-
-/// One drift, read on `pool`.
-async fn drift_on(pool: &sqlx::AnyPool, drift: i64) -> anyhow::Result<Option<StoredDrift>> {
-    let sql = format!("SELECT {DRIFT_COLUMNS} FROM drifts WHERE id = $1");
-    let row = sqlx::query(&sql)
-        .bind(drift)
-        .fetch_optional(pool)
-        .await
-        .context("reading a drift")?;
-    row.as_ref().map(decode_drift).transpose()
-}
-
-/// A listing's `WHERE` clause, built one condition at a time with numbered parameters.
-pub(super) struct Conditions {
-    sql: String,
-    args: AnyArguments<'static>,
-    next: usize,
-    any: bool,
-}
-
-impl Conditions {
-    pub(super) fn new(select: String) -> Self {
-        Self {
-            sql: select,
-            args: AnyArguments::default(),
-            next: 1,
-            any: false,
-        }
-    }
-
-    fn keyword(&mut self) {
-        self.sql
-            .push_str(if self.any { " AND " } else { " WHERE " });
-        self.any = true;
-    }
-
-    /// Add `condition`, whose every `{}` stands for `value`.
-    pub(super) fn and<T>(&mut self, condition: &str, value: T) -> anyhow::Result<()>
-    where
-        T: 'static + sqlx::Encode<'static, sqlx::Any> + sqlx::Type<sqlx::Any> + Send,
-    {
-        self.keyword();
-        self.sql
-            .push_str(&condition.replace("{}", &format!("${}", self.next)));
-        self.next += 1;
-        sqlx::Arguments::add(&mut self.args, value)
-            .map_err(|e| anyhow::anyhow!("binding a listing filter: {e}"))
-    }
-
-    /// Add `column IN (values…)`.
-    pub(super) fn and_in(&mut self, column: &str, values: &[String]) -> anyhow::Result<()> {
-        self.keyword();
-        self.sql.push_str(&format!(
-            "{column} IN ({})",
-            super::placeholders(self.next, values.len())
-        ));
-        self.next += values.len();
-        for value in values {
-            sqlx::Arguments::add(&mut self.args, value.clone())
-                .map_err(|e| anyhow::anyhow!("binding a listing filter: {e}"))?;
-        }
-        Ok(())
-    }
-
-    /// The statement, newest (highest id) first, at most `limit` rows.
-    pub(super) fn newest_first(
-        mut self,
-        limit: u32,
-    ) -> anyhow::Result<(String, AnyArguments<'static>)> {
-        self.sql
-            .push_str(&format!(" ORDER BY id DESC LIMIT ${}", self.next));
-        sqlx::Arguments::add(&mut self.args, i64::from(limit))
-            .map_err(|e| anyhow::anyhow!("binding a listing limit: {e}"))?;
-        Ok((self.sql, self.args))
     }
 }
