@@ -90,7 +90,7 @@ impl Validator<'_> {
             }
             entry
         });
-        let rate = match TaxRate::parse(&d.tax_rate) {
+        let rate = match TaxRate::parse_strict(&d.tax_rate) {
             Ok(rate) => Some(rate),
             Err(e) => {
                 v.push_prefixed(&path("tax_rate"), "LINE", e.code(), e.message_zh());
@@ -145,7 +145,9 @@ impl Validator<'_> {
         }
     }
 
-    /// Quantity, unit price and amount as sent, with their own rules.
+    /// Quantity, unit price and amount as sent, with their own rules. Only the empty text is
+    /// "not sent"; anything else, spaces included, must be a plain decimal (`" 1 "` is a format
+    /// violation, as the contract says).
     fn figures(&self, i: usize, d: &LineDraft, v: &mut Violations) -> Option<Figures> {
         let path = |f: &str| format!("lines[{i}].{f}");
         let before = v.len();
@@ -155,7 +157,6 @@ impl Validator<'_> {
                      parser: fn(&str) -> Result<Decimal, money::NumberError>,
                      raw: &str,
                      v: &mut Violations| {
-            let raw = raw.trim();
             if raw.is_empty() {
                 return None;
             }
@@ -187,9 +188,9 @@ impl Validator<'_> {
             &d.amount,
             v,
         );
-        let quantity_sent = !d.quantity.trim().is_empty();
-        let price_sent = !d.unit_price.trim().is_empty();
-        let amount_sent = !d.amount.trim().is_empty();
+        let quantity_sent = !d.quantity.is_empty();
+        let price_sent = !d.unit_price.is_empty();
+        let amount_sent = !d.amount.is_empty();
 
         if d.nature == LineNature::Discount {
             if quantity_sent || price_sent {
