@@ -129,7 +129,7 @@ impl Validator<'_> {
         }
         let figures = self.figures(i, d, v);
         let amounts = match (figures, rate, pricing) {
-            (Some(f), Some(rate), Some(mode)) => compute_amounts(f, rate, mode),
+            (Some(f), Some(rate), Some(mode)) => self.compute_amounts(i, f, rate, mode, v),
             _ => None,
         };
         CheckedLine {
@@ -291,6 +291,47 @@ impl Validator<'_> {
             amount: amount?,
         })
     }
+
+    /// The computed amounts, and the tax-exclusive unit price the line carries. A tax-exclusive
+    /// price is the caller's, already checked against the amount in [`Validator::figures`]; a
+    /// tax-inclusive one is converted so that the issued line holds the same check
+    /// ([`compute::derived_unit_price`]), or the line is refused when no price can.
+    fn compute_amounts(
+        &self,
+        i: usize,
+        f: Figures,
+        rate: TaxRate,
+        mode: PricingMode,
+        v: &mut Violations,
+    ) -> Option<(LineAmounts, Option<Decimal>)> {
+        match mode {
+            PricingMode::TaxExclusive => {
+                Some((compute::from_exclusive(f.amount, rate)?, f.unit_price))
+            }
+            PricingMode::TaxInclusive => {
+                let amounts = compute::from_inclusive(f.amount, rate)?;
+                let (Some(quantity), Some(price)) = (f.quantity, f.unit_price) else {
+                    return Some((amounts, None));
+                };
+                let tolerance = self.limits.line_amount_tolerance;
+                match compute::derived_unit_price(price, quantity, amounts.amount, rate, tolerance)
+                {
+                    Some(price) => Some((amounts, Some(price))),
+                    None => {
+                        v.push(
+                            format!("lines[{i}].unit_price"),
+                            Code::LINE_UNIT_PRICE_UNREPRESENTABLE,
+                            format!(
+                                "无法得出不含税单价使数量×单价与不含税金额{}相差不超过{tolerance}元，请调整数量的计量单位",
+                                amounts.amount
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -299,24 +340,6 @@ struct Figures {
     unit_price: Option<Decimal>,
     /// As sent (tax-exclusive or tax-inclusive per the pricing mode).
     amount: Decimal,
-}
-
-/// The computed amounts, and the tax-exclusive unit price.
-fn compute_amounts(
-    f: Figures,
-    rate: TaxRate,
-    mode: PricingMode,
-) -> Option<(LineAmounts, Option<Decimal>)> {
-    match mode {
-        PricingMode::TaxExclusive => Some((compute::from_exclusive(f.amount, rate)?, f.unit_price)),
-        PricingMode::TaxInclusive => {
-            let price = match f.unit_price {
-                Some(p) => Some(compute::exclusive_unit_price(p, rate)?),
-                None => None,
-            };
-            Some((compute::from_inclusive(f.amount, rate)?, price))
-        }
-    }
 }
 
 /// A line after its own checks, before the discount structure is checked.
