@@ -140,6 +140,26 @@ mod tests {
     }
 
     #[test]
+    fn spaces_anywhere_are_a_format_error() {
+        for bad in [
+            " 1 ",
+            " 1",
+            "1 ",
+            "1\t",
+            "\n1",
+            "- 1",
+            "1 000",
+            "1. 5",
+            "\u{3000}1",
+            "\u{a0}1",
+            " ",
+        ] {
+            assert_eq!(parse_money(bad), Err(NumberError::Format), "{bad:?}");
+            assert_eq!(parse_quantity(bad), Err(NumberError::Format), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn refuses_too_many_digits() {
         assert_eq!(
             parse_money("1.001"),

@@ -100,7 +100,8 @@ impl TaxRate {
         Self::NonTaxable,
     ];
 
-    /// Parse a rate (surrounding whitespace ignored). Accepted spellings:
+    /// Parse a rate as files written by others spell it (surrounding whitespace ignored); what a
+    /// caller sends is read with [`TaxRate::parse_strict`]. Accepted spellings:
     /// - a fraction with a leading digit: `0.13`, `0.130000`, `0`, `0.00`;
     /// - a percentage: `13%`, `1.5%`, `0%`, also with the full-width `％` and spaces before the
     ///   sign;
@@ -150,6 +151,19 @@ impl TaxRate {
             .into_iter()
             .find(|rate| *rate == candidate)
             .ok_or(TaxRateError::Unknown)
+    }
+
+    /// Parse a rate as the wire contract allows it: the spellings of [`TaxRate::parse`] with no
+    /// whitespace anywhere, so `" 6%"` and `"6 %"` are `Format` and what a caller sent is exactly
+    /// what was read. Only the empty text is `Empty`.
+    pub fn parse_strict(text: &str) -> Result<Self, TaxRateError> {
+        if text.is_empty() {
+            return Err(TaxRateError::Empty);
+        }
+        if text.chars().any(char::is_whitespace) {
+            return Err(TaxRateError::Format);
+        }
+        Self::parse(text)
     }
 
     /// The multiplier used for tax: the fraction, or zero for 免税 and 不征税.
@@ -289,6 +303,41 @@ mod tests {
         assert_eq!(TaxRate::parse(" 免税 "), Ok(TaxRate::Exempt));
         assert_eq!(TaxRate::parse("不征税"), Ok(TaxRate::NonTaxable));
         assert_eq!(TaxRate::parse("\u{3000}不征税\n"), Ok(TaxRate::NonTaxable));
+    }
+
+    #[test]
+    fn strict_parsing_refuses_whitespace_anywhere() {
+        for text in [
+            "6 %",
+            " 6%",
+            "6% ",
+            "\t0.13",
+            "0.13\n",
+            "1.5 ％",
+            " 免税 ",
+            "\u{3000}不征税",
+            " ",
+            "\t",
+        ] {
+            assert_eq!(
+                TaxRate::parse_strict(text),
+                Err(TaxRateError::Format),
+                "{text:?}"
+            );
+        }
+        assert_eq!(TaxRate::parse_strict(""), Err(TaxRateError::Empty));
+        assert_eq!(TaxRate::parse_strict("17%"), Err(TaxRateError::Unknown));
+        assert_eq!(TaxRate::parse_strict("abc"), Err(TaxRateError::Format));
+        for rate in TaxRate::IN_FORCE {
+            assert_eq!(TaxRate::parse_strict(&rate.xml_text()), Ok(rate), "{rate}");
+            assert_eq!(
+                TaxRate::parse_strict(&rate.display_percent()),
+                Ok(rate),
+                "{rate}"
+            );
+        }
+        assert_eq!(TaxRate::parse_strict("13％"), Ok(TaxRate::GENERAL));
+        assert_eq!(TaxRate::parse_strict("0.130000"), Ok(TaxRate::GENERAL));
     }
 
     #[test]

@@ -13,12 +13,14 @@ use crate::capitals::amount_in_capitals;
 use crate::compute;
 use crate::limits::{Limits, char_len};
 use crate::model::{InvoiceContent, Line, LineNature, RedLetterReason, RedReference};
-use crate::money::{self, NumberError, round_money};
+use crate::money::{self, round_money};
 use crate::number::InvoiceNumber;
 use crate::rate::TaxRate;
 use crate::violation::{Code, Violation, Violations};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+
+mod figures;
 
 /// What earlier red invoices reversed of one blue line (positive magnitudes). Several entries for
 /// the same line add up.
@@ -257,23 +259,9 @@ fn partial_line(
     v: &mut Violations,
 ) -> Option<RedLine> {
     let before = v.len();
-    let amount = positive(
-        &d.amount,
-        path("amount"),
-        "RED_AMOUNT",
-        "红冲金额",
-        money::parse_money,
-        v,
-    );
-    let quantity = positive(
-        &d.quantity,
-        path("quantity"),
-        "RED_QUANTITY",
-        "红冲数量",
-        money::parse_quantity,
-        v,
-    );
-    if d.amount.trim().is_empty() && d.quantity.trim().is_empty() {
+    let amount = figures::amount(&d.amount, path("amount"), v);
+    let quantity = figures::quantity(&d.quantity, path("quantity"), v);
+    if d.amount.is_empty() && d.quantity.is_empty() {
         v.push(
             path("amount"),
             Code::RED_AMOUNT_REQUIRED,
@@ -332,31 +320,6 @@ fn partial_line(
         tax,
         quantity,
     })
-}
-
-fn positive(
-    raw: &str,
-    field: String,
-    prefix: &str,
-    label: &str,
-    parse: fn(&str) -> Result<Decimal, NumberError>,
-    v: &mut Violations,
-) -> Option<Decimal> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    match parse(raw) {
-        Ok(x) if x > Decimal::ZERO => Some(x),
-        Ok(_) => {
-            v.push_prefixed(&field, prefix, "NOT_POSITIVE", format!("{label}必须大于零"));
-            None
-        }
-        Err(e) => {
-            v.push_prefixed(&field, prefix, e.code_suffix(), e.message_zh(label));
-            None
-        }
-    }
 }
 
 /// The remark prefix the platform adds to red invoices.
@@ -481,7 +444,9 @@ pub struct RedLetterRequest {
 }
 
 /// Check every field of a request at once; violations name the fields as the contract does
-/// (`request_id`, `blue_invoice_number`, `reason`, `scope`, `remark`, `drawer`).
+/// (`request_id`, `blue_invoice_number`, `reason`, `scope`, `remark`, `drawer`, and the text of a
+/// partial reversal's `partial.lines[i].amount` and `.quantity`, so that a malformed figure is
+/// refused even when the request id is already on file).
 pub fn validate_request(
     draft: &RedLetterDraft,
     limits: &Limits,
@@ -546,6 +511,9 @@ pub fn validate_request(
             Code::TEXT_TOO_LONG,
             format!("开票人最多{}个字符", limits.drawer),
         );
+    }
+    if let Some(ReversalScope::Lines(lines)) = &draft.scope {
+        figures::check_partial_text(lines, &mut v);
     }
     match (blue_number, draft.reason, &draft.scope) {
         (Some(blue_number), Some(reason), Some(scope)) if v.is_empty() => Ok(RedLetterRequest {

@@ -169,6 +169,11 @@ codes! {
     /// Red-letter: more than what remains of the blue line.
     RED_AMOUNT_EXCEEDS_REMAINING,
     RED_QUANTITY_EXCEEDS_REMAINING,
+    /// A tax-inclusive line has no tax-exclusive unit price (at most 12 integer digits, 13
+    /// decimals and 16 characters) with which quantity × price is within the tolerance (0.01) of
+    /// its tax-exclusive amount: the quantity is so large that the last decimal of the price moves
+    /// the product by more than a cent. A larger unit of measure makes the quantity smaller.
+    LINE_UNIT_PRICE_UNREPRESENTABLE,
 }
 
 impl fmt::Display for Code {

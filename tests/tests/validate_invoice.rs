@@ -128,6 +128,50 @@ async fn every_problem_is_reported_at_once() {
 }
 
 #[tokio::test]
+async fn decimal_text_with_spaces_is_refused_field_by_field() {
+    let app = spawn_app().await.unwrap();
+    let mut spaced = input();
+    spaced.lines[0].amount = " 1 ".into();
+    spaced.lines[1].tax_rate = "6 %".into();
+    spaced.lines[1].quantity = "2 ".into();
+    let answer = validate(&app, spaced.clone()).await.unwrap();
+    assert!(!answer.valid);
+    let found: Vec<(&str, &str)> = answer
+        .violations
+        .iter()
+        .map(|v| (v.field.as_str(), v.code.as_str()))
+        .collect();
+    let expected = vec![
+        ("lines[0].amount", "LINE_AMOUNT_FORMAT"),
+        ("lines[1].tax_rate", "LINE_TAX_RATE_FORMAT"),
+        ("lines[1].quantity", "LINE_QUANTITY_FORMAT"),
+    ];
+    assert_eq!(found, expected);
+
+    // Issuing refuses it the same way, and without the spaces it is a valid invoice.
+    let refused = app
+        .issuance()
+        .issue_invoice(v1::IssueInvoiceRequest {
+            invoice: Some(spaced),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    let reasons = fapiao_tests::violations(&refused);
+    let reasons: Vec<(&str, &str)> = reasons
+        .iter()
+        .map(|(f, c)| (f.as_str(), c.as_str()))
+        .collect();
+    assert_eq!(reasons, expected);
+    let mut plain = input();
+    plain.lines[0].amount = "1".into();
+    plain.lines[1].tax_rate = "6%".into();
+    assert!(validate(&app, plain).await.unwrap().valid);
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_seller_without_a_profile_is_a_failed_precondition() {
     let app = spawn_app().await.unwrap();
     let mut other = input();

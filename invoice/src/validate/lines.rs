@@ -90,7 +90,7 @@ impl Validator<'_> {
             }
             entry
         });
-        let rate = match TaxRate::parse(&d.tax_rate) {
+        let rate = match TaxRate::parse_strict(&d.tax_rate) {
             Ok(rate) => Some(rate),
             Err(e) => {
                 v.push_prefixed(&path("tax_rate"), "LINE", e.code(), e.message_zh());
@@ -129,7 +129,7 @@ impl Validator<'_> {
         }
         let figures = self.figures(i, d, v);
         let amounts = match (figures, rate, pricing) {
-            (Some(f), Some(rate), Some(mode)) => compute_amounts(f, rate, mode),
+            (Some(f), Some(rate), Some(mode)) => self.compute_amounts(i, f, rate, mode, v),
             _ => None,
         };
         CheckedLine {
@@ -145,7 +145,9 @@ impl Validator<'_> {
         }
     }
 
-    /// Quantity, unit price and amount as sent, with their own rules.
+    /// Quantity, unit price and amount as sent, with their own rules. Only the empty text is
+    /// "not sent"; anything else, spaces included, must be a plain decimal (`" 1 "` is a format
+    /// violation, as the contract says).
     fn figures(&self, i: usize, d: &LineDraft, v: &mut Violations) -> Option<Figures> {
         let path = |f: &str| format!("lines[{i}].{f}");
         let before = v.len();
@@ -155,7 +157,6 @@ impl Validator<'_> {
                      parser: fn(&str) -> Result<Decimal, money::NumberError>,
                      raw: &str,
                      v: &mut Violations| {
-            let raw = raw.trim();
             if raw.is_empty() {
                 return None;
             }
@@ -187,9 +188,9 @@ impl Validator<'_> {
             &d.amount,
             v,
         );
-        let quantity_sent = !d.quantity.trim().is_empty();
-        let price_sent = !d.unit_price.trim().is_empty();
-        let amount_sent = !d.amount.trim().is_empty();
+        let quantity_sent = !d.quantity.is_empty();
+        let price_sent = !d.unit_price.is_empty();
+        let amount_sent = !d.amount.is_empty();
 
         if d.nature == LineNature::Discount {
             if quantity_sent || price_sent {
@@ -290,6 +291,47 @@ impl Validator<'_> {
             amount: amount?,
         })
     }
+
+    /// The computed amounts, and the tax-exclusive unit price the line carries. A tax-exclusive
+    /// price is the caller's, already checked against the amount in [`Validator::figures`]; a
+    /// tax-inclusive one is converted so that the issued line holds the same check
+    /// ([`compute::derived_unit_price`]), or the line is refused when no price can.
+    fn compute_amounts(
+        &self,
+        i: usize,
+        f: Figures,
+        rate: TaxRate,
+        mode: PricingMode,
+        v: &mut Violations,
+    ) -> Option<(LineAmounts, Option<Decimal>)> {
+        match mode {
+            PricingMode::TaxExclusive => {
+                Some((compute::from_exclusive(f.amount, rate)?, f.unit_price))
+            }
+            PricingMode::TaxInclusive => {
+                let amounts = compute::from_inclusive(f.amount, rate)?;
+                let (Some(quantity), Some(price)) = (f.quantity, f.unit_price) else {
+                    return Some((amounts, None));
+                };
+                let tolerance = self.limits.line_amount_tolerance;
+                match compute::derived_unit_price(price, quantity, amounts.amount, rate, tolerance)
+                {
+                    Some(price) => Some((amounts, Some(price))),
+                    None => {
+                        v.push(
+                            format!("lines[{i}].unit_price"),
+                            Code::LINE_UNIT_PRICE_UNREPRESENTABLE,
+                            format!(
+                                "无法得出不含税单价使数量×单价与不含税金额{}相差不超过{tolerance}元，请调整数量的计量单位",
+                                amounts.amount
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -298,24 +340,6 @@ struct Figures {
     unit_price: Option<Decimal>,
     /// As sent (tax-exclusive or tax-inclusive per the pricing mode).
     amount: Decimal,
-}
-
-/// The computed amounts, and the tax-exclusive unit price.
-fn compute_amounts(
-    f: Figures,
-    rate: TaxRate,
-    mode: PricingMode,
-) -> Option<(LineAmounts, Option<Decimal>)> {
-    match mode {
-        PricingMode::TaxExclusive => Some((compute::from_exclusive(f.amount, rate)?, f.unit_price)),
-        PricingMode::TaxInclusive => {
-            let price = match f.unit_price {
-                Some(p) => Some(compute::exclusive_unit_price(p, rate)?),
-                None => None,
-            };
-            Some((compute::from_inclusive(f.amount, rate)?, price))
-        }
-    }
 }
 
 /// A line after its own checks, before the discount structure is checked.
