@@ -16,6 +16,7 @@
 //! Times are unix microseconds (UTC); money is decimal text; quota is integer fen.
 
 mod archive;
+mod claims;
 mod issue;
 mod outcomes;
 mod read;
@@ -28,6 +29,7 @@ pub use archive::{
     AccessFilter, AccessRecord, ArchiveBacklog, ArchiveProgress, ArchiveSetback, ArchivedInvoice,
     DueArchive, FileRecord,
 };
+pub use claims::TakenBack;
 pub use issue::{IssueItem, IssueOutcome};
 pub use outcomes::OutcomeCount;
 pub use read::{InvoiceFilter, StoredEvent};
