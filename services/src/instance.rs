@@ -98,6 +98,14 @@ mod tests {
     }
 
     #[test]
+    fn the_environment_sets_it_like_every_option() {
+        let env = [("FAPIAO__INSTANCE_ID".to_owned(), "fapiao-2".to_owned())];
+        let config = crate::config::Config::load(None, env).unwrap();
+        assert_eq!(config.instance_id.as_deref(), Some("fapiao-2"));
+        assert_eq!(crate::config::Config::default().instance_id, None);
+    }
+
+    #[test]
     fn a_configured_identity_wins_and_is_checked() {
         let pod = InstanceId::resolve(Some(" fapiao-0 "), listen("0.0.0.0:50051")).unwrap();
         assert_eq!(pod.as_str(), "fapiao-0");
