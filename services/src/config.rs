@@ -27,6 +27,10 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// Address of the gRPC listener. Port 0 picks a free port (the address is printed).
     pub listen: SocketAddr,
+    /// The name this replica holds its claims and leases under: stable across its restarts and
+    /// distinct per replica, so a restart takes back its own claims at once. Unset: the host name
+    /// and `listen` (see `instance`).
+    pub instance_id: Option<String>,
     /// A replacement catalog of tax classification codes, in the format of the bundled
     /// `invoice/data/tax_codes.toml`. The bundled catalog is used when absent.
     pub tax_codes: Option<PathBuf>,
@@ -68,6 +72,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            instance_id: None,
             tax_codes: None,
             sellers: vec![SellerProfile::demo()],
             tokens: Vec::new(),

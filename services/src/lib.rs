@@ -13,6 +13,7 @@
 //! - [`store`]: invoices, events, upload work, number ranges and quota in SQLite or PostgreSQL.
 //! - [`platform`]: the `TaxPlatform` trait, its protocol, its HTTP client and the sandbox platform.
 //! - [`clock`]: injected time.
+//! - [`instance`]: the identity a replica holds its claims and leases under.
 //! - [`reconciling`]: reconciliation passes against the store and the platform, on a schedule or on demand.
 //! - [`alerting`]: the success-rate objective, alert evaluation and the alert sinks.
 //! - [`metrics`]: the Prometheus `/metrics` endpoint.
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod grpc;
+pub mod instance;
 pub mod issuance;
 pub mod metrics;
 pub mod platform;

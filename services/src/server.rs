@@ -18,6 +18,7 @@ use crate::grpc::audit::AuditApi;
 use crate::grpc::edge::{Admission, EdgeLayer, ServerConfig, connection};
 use crate::grpc::issuance::IssuanceApi;
 use crate::grpc::ops::OpsApi;
+use crate::instance::InstanceId;
 use crate::issuance::{Issuance, Shared, supply, upload, writer};
 use crate::metrics::Metrics;
 use crate::platform::TaxPlatform;
@@ -25,6 +26,7 @@ use crate::platform::client::HttpPlatform;
 use crate::platform::sandbox::{self, Sandbox};
 use crate::reconciling::schedule::{self, Reconciler};
 use crate::sellers::SellerDirectory;
+use crate::store::TakenBack;
 use anyhow::Context;
 use fapiao_archive::store::Archive;
 use fapiao_invoice::catalog::TaxCodeCatalog;
@@ -104,7 +106,21 @@ impl App {
             )
         };
         let clock: SharedClock = Arc::new(SystemClock);
+        let instance = InstanceId::resolve(config.instance_id.as_deref(), config.listen)
+            .context("checking instance_id")?;
+        tracing::info!(instance = instance.as_str(), "instance identity");
         let store = config.open_store(config.database.max_connections).await?;
+        // Before any worker runs: what this instance claimed before it stopped is due again now.
+        let taken = store
+            .take_back_claims(instance.as_str(), clock.now())
+            .await?;
+        if taken != TakenBack::default() {
+            tracing::info!(
+                uploads = taken.uploads,
+                archives = taken.archives,
+                "took back the claims this instance held when it stopped"
+            );
+        }
         let archive = config
             .archive
             .open(&config.data_dir)
@@ -174,15 +190,13 @@ impl App {
             upload::spawn(
                 shared.clone(),
                 config.upload.clone(),
+                instance.clone(),
                 wake_uploads,
                 stop_rx.clone(),
             ),
         ];
-        let holder = format!(
-            "serve:{}:{}",
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
-            std::process::id()
-        );
+        // The same name across restarts: a restarted instance takes its own leases back at once.
+        let holder = format!("serve:{instance}");
         let alerting = crate::alerting::Alerting::new(store.clone(), clock.clone(), &config.alerts)
             .context("checking the [alerts] settings")?
             .with_holder(holder.clone());
@@ -226,6 +240,7 @@ impl App {
             archive.clone(),
             clock.clone(),
             config.archive.clone(),
+            instance,
             changes_rx.clone(),
             stop_rx.clone(),
         ));

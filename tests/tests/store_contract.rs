@@ -308,7 +308,10 @@ async fn the_upload_queue_claims_leases_and_records_progress(db: TestDatabase) {
         .collect();
     store.issue_batch(&items, t0()).await.unwrap();
     let lease = t0() + chrono::Duration::seconds(60);
-    let claimed = store.claim_due_uploads(t0(), lease, 10).await.unwrap();
+    let claimed = store
+        .claim_due_uploads("test", t0(), lease, 10)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 3);
     assert!(
         claimed
@@ -317,7 +320,7 @@ async fn the_upload_queue_claims_leases_and_records_progress(db: TestDatabase) {
     );
     assert!(
         store
-            .claim_due_uploads(t0(), lease, 10)
+            .claim_due_uploads("test", t0(), lease, 10)
             .await
             .unwrap()
             .is_empty(),
@@ -350,7 +353,7 @@ async fn the_upload_queue_claims_leases_and_records_progress(db: TestDatabase) {
         Some(t0() + chrono::Duration::seconds(1))
     );
     let polled = store
-        .claim_due_uploads(t0() + chrono::Duration::seconds(2), lease, 10)
+        .claim_due_uploads("test", t0() + chrono::Duration::seconds(2), lease, 10)
         .await
         .unwrap();
     assert_eq!(polled.len(), 3);

@@ -3,10 +3,11 @@
 //!
 //! Every invoice is due for archiving from the moment it is committed (the store sets
 //! `archive_due_at` in the issuing transaction), so no invoice can be issued without its files
-//! being owed: the worker claims due invoices with a lease, renders them on blocking threads,
-//! writes the objects once (`Archive::put_all`, durable before it returns), then records them. A failed write is retried with
-//! back-off and never drops the invoice; a crash between writing and recording finds identical
-//! objects on the retry. A *different* object under an invoice's key is never overwritten: the
+//! being owed: the worker claims due invoices with a lease under its instance's name, renders them
+//! on blocking threads, writes the objects once (`Archive::put_all`, durable before it returns),
+//! then records them. A failed write is retried with back-off and never drops the invoice; a crash
+//! between writing and recording finds identical objects on the retry, at once when the same
+//! instance starts again (it takes its own claims back), after the lease on another replica. A *different* object under an invoice's key is never overwritten: the
 //! invoice is parked with the problem and an error is logged for the operators.
 //!
 //! This module must not decide how files look (`fapiao_archive` renders) nor how keys are formed.
@@ -16,6 +17,7 @@ pub mod read;
 pub mod verify;
 
 use crate::clock::{SharedClock, china_time};
+use crate::instance::InstanceId;
 use crate::store::{ArchiveSetback, DueArchive, FileRecord, Store};
 use chrono::{DateTime, Utc};
 use fapiao_archive::store::{Archive, ArchiveError, S3Settings};
@@ -48,7 +50,8 @@ pub struct ArchiveConfig {
     /// Waits before the 1st, 2nd, … retry of a failed write; the last repeats.
     #[serde(with = "crate::config::durations")]
     pub backoff: Vec<Duration>,
-    /// How long a claim is held; a crashed worker's claims come back after it.
+    /// How long a claim is held; a crashed replica's claims come back to others after it (the
+    /// same replica takes its own back when it starts again).
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
     /// Longest sleep when nothing is due (new invoices wake the worker earlier).
@@ -146,12 +149,14 @@ pub fn setback(
     }
 }
 
-/// Start the worker tasks. When `stop` turns true they stop claiming and finish the batch in hand.
+/// Start the worker tasks, claiming under `owner`. When `stop` turns true they stop claiming and
+/// finish the batch in hand.
 pub fn spawn(
     store: Store,
     archive: Archive,
     clock: SharedClock,
     config: ArchiveConfig,
+    owner: InstanceId,
     changes: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
@@ -162,6 +167,7 @@ pub fn spawn(
                 archive: archive.clone(),
                 clock: clock.clone(),
                 config: config.clone(),
+                owner: owner.clone(),
             };
             let changes = changes.clone();
             let stop = stop.clone();
@@ -175,6 +181,7 @@ struct Worker {
     archive: Archive,
     clock: SharedClock,
     config: ArchiveConfig,
+    owner: InstanceId,
 }
 
 impl Worker {
@@ -210,7 +217,12 @@ impl Worker {
             now + chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::MAX);
         let due = self
             .store
-            .claim_due_archives(now, lease_until, self.config.batch_size.max(1))
+            .claim_due_archives(
+                self.owner.as_str(),
+                now,
+                lease_until,
+                self.config.batch_size.max(1),
+            )
             .await?;
         if due.is_empty() {
             return Ok(false);

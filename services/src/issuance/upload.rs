@@ -42,7 +42,8 @@ pub struct UploadConfig {
     /// Wait between result queries while the platform says "pending".
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
-    /// How long a claim is held; a crashed worker's claims come back after it.
+    /// How long a claim is held; a crashed replica's claims come back to others after it (the
+    /// same replica takes its own back when it starts again).
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
     /// Platform calls in flight at once.
@@ -408,11 +409,12 @@ async fn report_backlog(shared: &Shared) {
     }
 }
 
-/// Start the worker. When `stop` turns true it stops claiming, lets the calls in flight finish and
-/// writes their outcomes, so what was under way resumes from the store after a restart.
+/// Start the worker, claiming under `owner`. When `stop` turns true it stops claiming, lets the
+/// calls in flight finish and writes their outcomes, so what was under way resumes after a restart.
 pub fn spawn(
     shared: Shared,
     config: UploadConfig,
+    owner: crate::instance::InstanceId,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -431,7 +433,7 @@ pub fn spawn(
             let now = shared.clock.now();
             let claimed = match shared
                 .store
-                .claim_due_uploads(now, later(now, config.lease), claim_limit)
+                .claim_due_uploads(owner.as_str(), now, later(now, config.lease), claim_limit)
                 .await
             {
                 Ok(claimed) => claimed,

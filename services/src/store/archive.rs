@@ -94,16 +94,18 @@ fn decode_file(row: &sqlx::any::AnyRow) -> anyhow::Result<FileRecord> {
 }
 
 impl Store {
-    /// Claim up to `limit` invoices whose files are due, oldest first, holding them until
-    /// `lease_until` so no other worker takes them meanwhile.
+    /// Claim up to `limit` invoices whose files are due, oldest first, for instance `owner`,
+    /// holding them until `lease_until` so no other worker takes them meanwhile.
     pub async fn claim_due_archives(
         &self,
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> anyhow::Result<Vec<DueArchive>> {
         let sql = format!(
-            "UPDATE invoices SET archive_due_at = $1 WHERE invoice_number IN ( \
+            "UPDATE invoices SET archive_due_at = $1, archive_claimed_by = $4 \
+             WHERE invoice_number IN ( \
                SELECT invoice_number FROM invoices \
                WHERE archive_due_at IS NOT NULL AND archive_due_at <= $2 \
                ORDER BY archive_due_at LIMIT $3{}) \
@@ -114,6 +116,7 @@ impl Store {
             .bind(micros(lease_until))
             .bind(micros(now))
             .bind(i64::from(limit))
+            .bind(owner.to_owned())
             .fetch_all(&self.write)
             .await
             .context("claiming due archive work")?;
@@ -216,8 +219,8 @@ impl Store {
         }
         for chunk in archived.chunks(500) {
             let sql = format!(
-                "UPDATE invoices SET archive_due_at = NULL, archive_problem = NULL \
-                 WHERE invoice_number IN ({})",
+                "UPDATE invoices SET archive_due_at = NULL, archive_problem = NULL, \
+                 archive_claimed_by = NULL WHERE invoice_number IN ({})",
                 self.backend.params(1, chunk.len())
             );
             let mut args = AnyArguments::default();
@@ -243,7 +246,8 @@ impl Store {
         for setback in setbacks {
             sqlx::query(
                 "UPDATE invoices SET archive_due_at = $1, archive_problem = $2, \
-                 archive_attempts = archive_attempts + 1 WHERE invoice_number = $3",
+                 archive_attempts = archive_attempts + 1, archive_claimed_by = NULL \
+                 WHERE invoice_number = $3",
             )
             .bind(setback.retry_at.map(micros))
             .bind(&setback.problem)

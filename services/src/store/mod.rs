@@ -17,6 +17,7 @@
 
 mod access;
 mod archive;
+mod claims;
 mod conditions;
 mod issue;
 mod operations;
@@ -32,6 +33,7 @@ pub use access::{AccessFilter, AccessRecord};
 pub use archive::{
     ArchiveBacklog, ArchiveProgress, ArchiveSetback, ArchivedInvoice, DueArchive, FileRecord,
 };
+pub use claims::TakenBack;
 pub use issue::{IssueItem, IssueOutcome};
 pub use outcomes::OutcomeCount;
 pub use read::{InvoiceFilter, StoredEvent};

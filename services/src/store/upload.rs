@@ -3,8 +3,10 @@
 //! Every row with an `upload_phase` is work: `SEND` (upload it), `POLL` (ask for the result of
 //! its receipt), `QUERY` (the outcome is unknown: ask the platform about the invoice). `PARKED`
 //! rows spent their attempt budget and wait for the reconciler or an operator. A row is due when
-//! `next_attempt_at` has passed; claiming moves `next_attempt_at` forward by a lease, so a
-//! crashed worker's claims come back by themselves.
+//! `next_attempt_at` has passed; claiming moves `next_attempt_at` forward by a lease and names the
+//! claiming instance in `upload_claimed_by`, so a crashed worker's claims come back by themselves
+//! after the lease, or at once when the same instance starts again (see `store::claims`).
+//! Writing an outcome ends the claim.
 
 use super::read::{NewEvent, insert_events};
 use super::{InvoiceState, Store, from_micros, micros, parse_colour, placeholders};
@@ -102,16 +104,18 @@ type GroupKey = (
 );
 
 impl Store {
-    /// Claim up to `limit` due rows (oldest due first), pushing their `next_attempt_at` to
-    /// `lease_until` so no other worker takes them meanwhile.
+    /// Claim up to `limit` due rows (oldest due first) for instance `owner`, pushing their
+    /// `next_attempt_at` to `lease_until` so no other worker takes them meanwhile.
     pub async fn claim_due_uploads(
         &self,
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> anyhow::Result<Vec<DueUpload>> {
         let sql = format!(
-            "UPDATE invoices SET next_attempt_at = $1 WHERE invoice_number IN ( \
+            "UPDATE invoices SET next_attempt_at = $1, upload_claimed_by = $4 \
+             WHERE invoice_number IN ( \
                SELECT invoice_number FROM invoices \
                WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $2 \
                  AND upload_phase IN ('SEND', 'POLL', 'QUERY') \
@@ -125,6 +129,7 @@ impl Store {
             .bind(micros(lease_until))
             .bind(micros(now))
             .bind(i64::from(limit))
+            .bind(owner.to_owned())
             .fetch_all(&self.write)
             .await
             .context("claiming due uploads")?;
@@ -246,6 +251,8 @@ impl Store {
         let mut sets = vec![
             "upload_phase = $1".to_owned(),
             "next_attempt_at = $2".to_owned(),
+            // The outcome is written: the claim is over, a back-off is not a claim.
+            "upload_claimed_by = NULL".to_owned(),
         ];
         args.add(phase.map(|p| p.as_str().to_owned()))
             .map_err(err)?;
