@@ -502,7 +502,9 @@ pub fn validate_request(
             format!("红字发票备注最多{}个字符", limits.remark_red),
         );
     }
+    crate::validate::check_characters("remark", "备注", remark, &mut v);
     let drawer = draft.drawer.trim();
+    crate::validate::check_characters("drawer", "开票人", drawer, &mut v);
     if drawer.is_empty() {
         v.push("drawer", Code::DRAWER_REQUIRED, "开票人不能为空");
     } else if char_len(drawer) > limits.drawer {

@@ -174,6 +174,9 @@ codes! {
     /// its tax-exclusive amount: the quantity is so large that the last decimal of the price moves
     /// the product by more than a cent. A larger unit of measure makes the quantity smaller.
     LINE_UNIT_PRICE_UNREPRESENTABLE,
+    /// A text field holds a control character other than tab and line breaks; neither the
+    /// platform's XML nor the layout files can carry one, and some databases cannot store NUL.
+    TEXT_CONTROL_CHARACTER,
 }
 
 impl fmt::Display for Code {

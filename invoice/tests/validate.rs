@@ -485,3 +485,32 @@ fn request_ids_are_limited() {
     d.request_id = "a\u{7}b".into();
     has(&d, "request_id", Code::REQUEST_ID_FORMAT);
 }
+
+#[test]
+fn control_characters_in_free_text_are_refused_but_line_breaks_are_not() {
+    let catalog = common::catalog();
+    let limits = fapiao_invoice::limits::Limits::default();
+    let mut d = common::draft(vec![common::line(
+        common::SOFTWARE,
+        "软件\u{0}开发",
+        "100",
+        "6%",
+    )]);
+    d.buyer.name = "北京某某\u{7}公司".into();
+    d.remark = "第一行\n第二行\t备注".into();
+    let found: Vec<(String, fapiao_invoice::violation::Code)> =
+        fapiao_invoice::validate::Validator::new(&catalog, &limits)
+            .validate(&d)
+            .unwrap_err()
+            .into_iter()
+            .map(|v| (v.field, v.code))
+            .collect();
+    use fapiao_invoice::violation::Code::TEXT_CONTROL_CHARACTER;
+    assert_eq!(
+        found,
+        vec![
+            ("buyer.name".to_owned(), TEXT_CONTROL_CHARACTER),
+            ("lines[0].item_name".to_owned(), TEXT_CONTROL_CHARACTER),
+        ]
+    );
+}

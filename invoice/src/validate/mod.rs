@@ -129,7 +129,7 @@ impl<'a> Validator<'a> {
         id.to_owned()
     }
 
-    /// Trim a free-text field and check its length.
+    /// Trim a free-text field and check its length and characters.
     pub(super) fn text(
         &self,
         field: &str,
@@ -140,6 +140,7 @@ impl<'a> Validator<'a> {
     ) -> String {
         let text = raw.trim();
         self.check_len(field, label, text, max, v);
+        check_characters(field, label, text, v);
         text.to_owned()
     }
 
@@ -159,6 +160,20 @@ impl<'a> Validator<'a> {
                 format!("{label}最多{max}个字符，实际{len}个"),
             );
         }
+    }
+}
+
+/// Free text may hold tab and line breaks, but no other control character.
+pub(crate) fn check_characters(field: &str, label: &str, text: &str, v: &mut Violations) {
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        v.push(
+            field,
+            Code::TEXT_CONTROL_CHARACTER,
+            format!("{label}含有控制字符"),
+        );
     }
 }
 

@@ -301,7 +301,8 @@ impl AuditService for AuditApi {
                 "" => None,
                 text => Some(parse_number("invoice_number", text)?.to_string()),
             };
-            let name = req.buyer_name_contains.trim();
+            let name = convert::filter_text("buyer_name_contains", &req.buyer_name_contains)?
+                .unwrap_or_default();
             if name.chars().count() > 300 {
                 return Err(status::bad_field(
                     "buyer_name_contains",
@@ -313,7 +314,7 @@ impl AuditService for AuditApi {
                 states,
                 kind: None,
                 colour: paging::colour(req.colour),
-                buyer_tax_id: Some(req.buyer_tax_id.trim().to_owned()).filter(|t| !t.is_empty()),
+                buyer_tax_id: convert::filter_text("buyer_tax_id", &req.buyer_tax_id)?,
                 buyer_name_contains: Some(name.to_owned()).filter(|t| !t.is_empty()),
                 invoice_number: number,
                 issued_from,
@@ -573,9 +574,8 @@ impl AuditService for AuditApi {
             let scope = call.caller()?.scope();
             let (from, to) = time_range("at", req.at.as_ref())?;
             let filter = AccessFilter {
-                actor: Some(req.actor.trim().to_owned()).filter(|a| !a.is_empty()),
-                invoice_number: Some(req.invoice_number.trim().to_owned())
-                    .filter(|n| !n.is_empty()),
+                actor: convert::filter_text("actor", &req.actor)?,
+                invoice_number: convert::filter_text("invoice_number", &req.invoice_number)?,
                 from,
                 to,
             };

@@ -338,3 +338,24 @@ pub fn event(e: &StoredEvent) -> v1::InvoiceEvent {
         platform_message: e.platform_message.clone().unwrap_or_default(),
     }
 }
+
+/// A key the caller looks something up by (a request id, a form number), trimmed; `None` when it
+/// holds a control character, which no stored key does, so the lookup finds nothing without
+/// asking the store (PostgreSQL refuses NUL in text).
+pub fn lookup_key(text: &str) -> Option<&str> {
+    let text = text.trim();
+    (!text.chars().any(char::is_control)).then_some(text)
+}
+
+/// A text filter, trimmed, or the field violation of one holding a control character.
+pub fn filter_text(field: &str, text: &str) -> Result<Option<String>, tonic::Status> {
+    match lookup_key(text) {
+        None => Err(super::status::bad_field(
+            field,
+            "TEXT_CONTROL_CHARACTER",
+            "不能含有控制字符",
+        )),
+        Some("") => Ok(None),
+        Some(text) => Ok(Some(text.to_owned())),
+    }
+}

@@ -343,9 +343,10 @@ impl IssuanceService for IssuanceApi {
                     )
                 })?;
                 let scope = caller.scope_of(std::slice::from_ref(&seller))?;
-                self.issuance
-                    .find(&scope, &seller, key.request_id.trim())
-                    .await
+                match convert::lookup_key(&key.request_id) {
+                    Some(request_id) => self.issuance.find(&scope, &seller, request_id).await,
+                    None => Ok(None),
+                }
             }
         }
         .map_err(|e| status::internal("reading an invoice", &e))?
@@ -404,14 +405,11 @@ impl IssuanceService for IssuanceApi {
                 _ => None,
             },
             colour: paging::colour(req.colour),
-            buyer_tax_id: match req.buyer_tax_id.trim() {
-                "" => None,
-                id => Some(
-                    TaxpayerId::parse(id)
-                        .map(|t| t.as_str().to_owned())
-                        .unwrap_or_else(|_| id.to_owned()),
-                ),
-            },
+            buyer_tax_id: convert::filter_text("buyer_tax_id", &req.buyer_tax_id)?.map(|id| {
+                TaxpayerId::parse(&id)
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or(id)
+            }),
             buyer_name_contains: None,
             invoice_number: None,
             issued_from: time(&req.issued_from, "issued_from")?,

@@ -289,7 +289,7 @@ impl OpsService for OpsApi {
         let not_found = || {
             Status::not_found(format!(
                 "RUN_NOT_FOUND: no reconciliation run {}",
-                req.run_id
+                status::echo(&req.run_id)
             ))
         };
         let id = parse_id(&req.run_id).ok_or_else(not_found)?;
@@ -394,7 +394,12 @@ impl OpsService for OpsApi {
                 "须说明处理依据（1 至 500 个字符）",
             ));
         };
-        let not_found = || Status::not_found(format!("DRIFT_NOT_FOUND: no drift {}", req.drift_id));
+        let not_found = || {
+            Status::not_found(format!(
+                "DRIFT_NOT_FOUND: no drift {}",
+                status::echo(&req.drift_id)
+            ))
+        };
         let id = parse_id(&req.drift_id).ok_or_else(not_found)?;
         let now = self.clock.now();
         match self

@@ -36,25 +36,30 @@ pub struct RedLetterRpc {
 pub fn red_error(e: &RedLetterError) -> Status {
     match e {
         RedLetterError::Invalid(violations) => status::invalid_argument(violations),
-        RedLetterError::BlueNotFound { .. } => {
-            Status::not_found(format!("BLUE_INVOICE_NOT_FOUND: {e}"))
-        }
-        RedLetterError::BlueNotRecorded { .. } => {
-            Status::failed_precondition(format!("BLUE_NOT_RECORDED: {e}"))
-        }
-        RedLetterError::Conflict { .. } => {
-            Status::already_exists(format!("REQUEST_ID_REUSED: {e}"))
-        }
-        RedLetterError::Pending { .. } => {
-            Status::failed_precondition(format!("RED_LETTER_FORM_PENDING: {e}"))
-        }
+        RedLetterError::BlueNotFound { .. } => Status::not_found(format!(
+            "BLUE_INVOICE_NOT_FOUND: {}",
+            status::clipped(&e.to_string())
+        )),
+        RedLetterError::BlueNotRecorded { .. } => Status::failed_precondition(format!(
+            "BLUE_NOT_RECORDED: {}",
+            status::clipped(&e.to_string())
+        )),
+        RedLetterError::Conflict { .. } => Status::already_exists(format!(
+            "REQUEST_ID_REUSED: {}",
+            status::clipped(&e.to_string())
+        )),
+        RedLetterError::Pending { .. } => Status::failed_precondition(format!(
+            "RED_LETTER_FORM_PENDING: {}",
+            status::clipped(&e.to_string())
+        )),
         RedLetterError::Refused { code, .. } => {
             Status::failed_precondition(format!("PLATFORM_REFUSED: {e} [{code}]"))
         }
         RedLetterError::Unavailable(_) => Status::unavailable(format!("PLATFORM_UNAVAILABLE: {e}")),
-        RedLetterError::FormNotFound(_) => {
-            Status::not_found(format!("RED_LETTER_FORM_NOT_FOUND: {e}"))
-        }
+        RedLetterError::FormNotFound(_) => Status::not_found(format!(
+            "RED_LETTER_FORM_NOT_FOUND: {}",
+            status::clipped(&e.to_string())
+        )),
         RedLetterError::WrongStatus { code, .. } => {
             Status::failed_precondition(format!("{code}: {e}"))
         }
@@ -196,6 +201,12 @@ fn draft(input: &v1::RedLetterInput) -> RedLetterDraft {
         remark: input.remark.clone(),
         drawer: input.drawer.clone(),
     }
+}
+
+/// A form number to act on; one no form can have is "not found" like any unknown number.
+fn form_key(text: &str) -> Result<&str, Status> {
+    convert::lookup_key(text)
+        .ok_or_else(|| red_error(&RedLetterError::FormNotFound(status::echo(text))))
 }
 
 fn seller_field(text: &str, field: &str) -> Result<TaxpayerId, Status> {
@@ -350,14 +361,22 @@ impl RedLetterRpc {
                 ));
             }
             Some(v1::get_red_letter_form_request::Key::FormNumber(number)) => {
-                self.store().form_by_number(&scope, number.trim()).await
+                match convert::lookup_key(&number) {
+                    Some(number) => self.store().form_by_number(&scope, number).await,
+                    None => Ok(None),
+                }
             }
             Some(v1::get_red_letter_form_request::Key::ByRequest(key)) => {
                 let seller = seller_field(&key.seller_tax_id, "by_request.seller_tax_id")?;
                 let scope = caller.scope_of(std::slice::from_ref(&seller))?;
-                self.store()
-                    .form_by_request(&scope, seller.as_str(), key.request_id.trim())
-                    .await
+                match convert::lookup_key(&key.request_id) {
+                    Some(request_id) => {
+                        self.store()
+                            .form_by_request(&scope, seller.as_str(), request_id)
+                            .await
+                    }
+                    None => Ok(None),
+                }
             }
         }
         .map_err(|e| status::internal("reading a red-letter form", &e))?
@@ -470,7 +489,7 @@ impl RedLetterRpc {
             .red_letters
             .answer(
                 &seller,
-                req.form_number.trim(),
+                form_key(&req.form_number)?,
                 agree,
                 &req.drawer,
                 &caller.name,
@@ -493,7 +512,7 @@ impl RedLetterRpc {
         caller.require_seller(&seller)?;
         let form = self
             .red_letters
-            .withdraw(&seller, req.form_number.trim(), &caller.name)
+            .withdraw(&seller, form_key(&req.form_number)?, &caller.name)
             .await
             .map_err(|e| red_error(&e))?;
         forms(self.store(), &caller.scope(), &[form])

@@ -4,17 +4,74 @@
 //! callers can branch without parsing prose. Validation failures are `INVALID_ARGUMENT` with one
 //! `google.rpc.BadRequest` field violation per problem: `field` is the path, `reason` the code, and
 //! `description` the code followed by the Chinese message.
+//!
+//! A status travels in HTTP/2 headers, which clients cap (16 KiB is common), so what a status
+//! carries is bounded here: at most [`MAX_VIOLATIONS`] field violations (the last one saying how
+//! many more there were; `ValidateInvoice` lists them all in its body), and text the caller sent
+//! is cut short before it is echoed.
 
 use crate::issuance::IssueError;
 use fapiao_invoice::violation::Violation;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, LocalizedMessage, StatusExt};
 
-/// `INVALID_ARGUMENT` carrying every violation.
+/// Most field violations one status carries.
+pub const MAX_VIOLATIONS: usize = 50;
+/// Most characters of caller-sent text echoed in a message or a field path.
+const MAX_ECHO: usize = 64;
+
+/// Most characters of a message that quotes caller-sent text among its own words.
+const MAX_MESSAGE: usize = 300;
+
+/// `text` as it may be echoed back: at most [`MAX_ECHO`] characters, control characters shown
+/// as `�`, and `…` where it was cut.
+pub fn echo(text: &str) -> String {
+    cut(text, MAX_ECHO)
+}
+
+/// A message that quotes caller-sent text, bounded like [`echo`] but longer.
+pub fn clipped(text: &str) -> String {
+    cut(text, MAX_MESSAGE)
+}
+
+fn cut(text: &str, most: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(most)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
+    if text.chars().nth(most).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// At most [`MAX_VIOLATIONS`] of `fields`, the last saying how many were left out.
+fn bounded(mut fields: Vec<FieldViolation>) -> Vec<FieldViolation> {
+    if fields.len() > MAX_VIOLATIONS {
+        let left_out = fields.len() - (MAX_VIOLATIONS - 1);
+        fields.truncate(MAX_VIOLATIONS - 1);
+        fields.push(FieldViolation {
+            field: String::new(),
+            description: format!("TOO_MANY_PROBLEMS: {left_out} more problems not listed"),
+            reason: "TOO_MANY_PROBLEMS".to_owned(),
+            localized_message: Some(LocalizedMessage::new(
+                "zh-CN",
+                format!("另有{left_out}个问题未列出"),
+            )),
+        });
+    }
+    for field in &mut fields {
+        field.field = echo(&field.field);
+    }
+    fields
+}
+
+/// `INVALID_ARGUMENT` carrying every violation (up to [`MAX_VIOLATIONS`]).
 pub fn invalid_argument(violations: &[Violation]) -> Status {
-    let fields: Vec<FieldViolation> = violations.iter().map(bad_request_field).collect();
+    let fields = bounded(violations.iter().map(bad_request_field).collect());
     let summary = match violations {
-        [only] => format!("INVALID_ARGUMENT: {}: {}", only.field, only.code),
+        [only] => format!("INVALID_ARGUMENT: {}: {}", echo(&only.field), only.code),
         _ => format!(
             "INVALID_ARGUMENT: {} problems in the request",
             violations.len()
@@ -71,17 +128,19 @@ pub fn bad_field(field: &str, code: &str, message: &str) -> Status {
 
 /// Several malformed request fields, all reported at once: `(field path, code, message)`.
 pub fn bad_fields(problems: &[(String, &str, &str)]) -> Status {
-    let violations: Vec<FieldViolation> = problems
-        .iter()
-        .map(|(field, code, message)| FieldViolation {
-            field: field.clone(),
-            description: format!("{code}: {message}"),
-            reason: (*code).to_owned(),
-            localized_message: None,
-        })
-        .collect();
+    let violations = bounded(
+        problems
+            .iter()
+            .map(|(field, code, message)| FieldViolation {
+                field: field.clone(),
+                description: format!("{code}: {message}"),
+                reason: (*code).to_owned(),
+                localized_message: None,
+            })
+            .collect(),
+    );
     let summary = match problems {
-        [(field, code, _)] => format!("INVALID_ARGUMENT: {field}: {code}"),
+        [(field, code, _)] => format!("INVALID_ARGUMENT: {}: {code}", echo(field)),
         _ => format!(
             "INVALID_ARGUMENT: {} problems in the request",
             problems.len()

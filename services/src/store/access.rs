@@ -40,6 +40,15 @@ pub struct AccessFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
+/// `text` as the trail keeps it: at most `most` characters, and no NUL (which PostgreSQL text
+/// cannot hold). The trail records what a caller asked, however malformed.
+fn kept(text: &str, most: usize) -> String {
+    text.chars()
+        .take(most)
+        .map(|c| if c == '\0' { '\u{fffd}' } else { c })
+        .collect()
+}
+
 impl Store {
     /// Append to the access trail.
     pub async fn record_access(&self, record: &AccessRecord) -> anyhow::Result<()> {
@@ -49,14 +58,14 @@ impl Store {
              COALESCE($9, (SELECT seller_tax_id FROM invoices WHERE invoice_number = $4)))",
         )
         .bind(micros(record.at))
-        .bind(&record.actor)
-        .bind(&record.method)
-        .bind(record.invoice_number.as_deref())
+        .bind(kept(&record.actor, 200))
+        .bind(kept(&record.method, 200))
+        .bind(record.invoice_number.as_deref().map(|n| kept(n, 64)))
         .bind(record.format.map(|f| f.extension()))
-        .bind(&record.purpose)
-        .bind(&record.outcome)
-        .bind(&record.peer)
-        .bind(record.seller_tax_id.as_deref())
+        .bind(kept(&record.purpose, 200))
+        .bind(kept(&record.outcome, 40))
+        .bind(kept(&record.peer, 100))
+        .bind(record.seller_tax_id.as_deref().map(|s| kept(s, 64)))
         .execute(&self.write)
         .await
         .context("recording an access")?;

@@ -193,12 +193,46 @@ fn refused(refusal: Refusal, retry_after: Duration) -> Status {
     )
 }
 
+/// Largest `grpc-message` sent, in bytes (percent-encoded).
+const MAX_MESSAGE_HEADER: usize = 2048;
+/// Largest `grpc-status-details-bin` sent, in bytes (base64). Clients commonly cap a header list
+/// at 16 KiB.
+const MAX_DETAILS_HEADER: usize = 12 * 1024;
+
+/// Keep a status's headers within what clients accept: a long message is cut (on an encoded
+/// character's boundary), details too large to send are dropped and the message says so. The
+/// handlers bound what they say; this holds for whatever a future one forgets.
+fn fit(headers: &mut http::HeaderMap) {
+    if let Some(message) = headers.get("grpc-message")
+        && message.len() > MAX_MESSAGE_HEADER
+    {
+        let bytes = message.as_bytes();
+        let mut end = MAX_MESSAGE_HEADER;
+        // Never end inside a %XX escape.
+        if let Some(percent) = bytes[end - 2..end].iter().position(|b| *b == b'%') {
+            end = end - 2 + percent;
+        }
+        if let Ok(cut) = http::HeaderValue::from_bytes(&bytes[..end]) {
+            headers.insert("grpc-message", cut);
+        }
+    }
+    if headers
+        .get("grpc-status-details-bin")
+        .is_some_and(|details| details.len() > MAX_DETAILS_HEADER)
+    {
+        headers.remove("grpc-status-details-bin");
+        tracing::warn!("status details too large to send were dropped");
+    }
+}
+
 /// The answer, its body holding what the call holds until the body is done or dropped.
 fn held(
     answer: http::Response<Body>,
     permit: Option<Permit>,
     on_connection: Option<CallOnConnection>,
 ) -> http::Response<Body> {
+    let mut answer = answer;
+    fit(answer.headers_mut());
     answer.map(|body| {
         Body::new(Holding {
             body,
@@ -223,7 +257,16 @@ impl http_body::Body for Holding {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        Pin::new(&mut self.body).poll_frame(cx).map(|frame| {
+            frame.map(|frame| {
+                frame.map(|mut frame| {
+                    if let Some(trailers) = frame.trailers_mut() {
+                        fit(trailers);
+                    }
+                    frame
+                })
+            })
+        })
     }
 
     fn is_end_stream(&self) -> bool {
