@@ -271,6 +271,9 @@ impl StoreRepairs {
             return Ok(Err("the invoice is no longer in the store".to_owned()));
         };
         let expected = stored_state(seen);
+        // A parked invoice (the upload worker spent its attempt budget) is sent at once: the
+        // listing has just shown the platform holds no record of it, the platform is idempotent
+        // by number, and a query first would find the budget spent and park it again unsent.
         let (state, phase, counts, reason) = match drift.repair {
             Repair::Reupload => (
                 (expected == InvoiceState::Recorded).then_some(InvoiceState::Issued),
@@ -282,7 +285,9 @@ impl StoreRepairs {
                 None,
                 Some(UploadPhase::Query),
                 true,
-                "its upload is stuck: asking the platform, then uploading again".to_owned(),
+                "its upload is stuck: asking the platform (sending it at once if the upload \
+                 worker gave up on it), then uploading again"
+                    .to_owned(),
             ),
             Repair::AdoptState(state) => (
                 Some(stored_state(state)),
@@ -302,6 +307,7 @@ impl StoreRepairs {
             expected,
             state,
             phase,
+            phase_if_parked: phase.map(|_| UploadPhase::Send),
             counts_as_reupload: counts,
             reason: format!("reconciler: {reason}"),
         };

@@ -29,6 +29,9 @@ pub struct RepairWrite {
     pub state: Option<InvoiceState>,
     /// Upload work to queue now (`Send` to re-upload, `Query` to ask first); `None` settles it.
     pub phase: Option<UploadPhase>,
+    /// The upload work to queue instead when the upload worker had parked the invoice (its
+    /// attempt budget spent): a query would find the budget spent and park it again unsent.
+    pub phase_if_parked: Option<UploadPhase>,
     /// Count a re-upload against the reconciler's bound.
     pub counts_as_reupload: bool,
     /// Why, for the event.
@@ -217,7 +220,8 @@ impl Store {
         let updated = sqlx::query(
             "UPDATE invoices SET state = $1, \
              state_changed_at = CASE WHEN state = $1 THEN state_changed_at ELSE $2 END, \
-             upload_phase = $3, next_attempt_at = $4, \
+             upload_phase = CASE WHEN upload_phase = 'PARKED' THEN $8 ELSE $3 END, \
+             next_attempt_at = $4, \
              reconcile_attempts = reconcile_attempts + $5 \
              WHERE invoice_number = $6 AND state = $7",
         )
@@ -228,6 +232,7 @@ impl Store {
         .bind(i64::from(repair.counts_as_reupload))
         .bind(repair.number.to_string())
         .bind(repair.expected.as_str().to_owned())
+        .bind(repair.phase_if_parked.map(|p| p.as_str().to_owned()))
         .execute(&mut *tx)
         .await
         .context("repairing an invoice")?;
