@@ -27,7 +27,7 @@ use fapiao_services::clock::{SystemClock, china_offset};
 use fapiao_services::issuance::{content_digest, quota_fen};
 use fapiao_services::platform::client::{HttpPlatform, credentials_from_parts};
 use fapiao_services::platform::{NumberRange, TaxPlatform};
-use fapiao_services::reconciling::{Passes, ReconcileConfig, platform_digest};
+use fapiao_services::reconciling::{IfIncomplete, Passes, ReconcileConfig, platform_digest};
 use fapiao_services::store::{IssueItem, IssueOutcome, PendingDownload, Store, StoreOptions};
 use fapiao_tests::sample::{self, DEMO_SELLER};
 use sqlx::Connection as _;
@@ -208,7 +208,14 @@ async fn run(args: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()
     let before = peak_mib();
     let timer = Instant::now();
     let report = passes
-        .execute(run, window, &passes.sellers, false, &|_| {})
+        .execute(
+            run,
+            window,
+            &passes.sellers,
+            false,
+            IfIncomplete::Fail,
+            &|_| {},
+        )
         .await?;
     let took = timer.elapsed();
     let after = peak_mib();
