@@ -6,22 +6,33 @@
 //! hands each drift whose plan is a repair to [`Repairs`]. Drifts whose plan is an alert are
 //! reported, never repaired.
 //!
-//! A day whose listing cannot be read completely is not compared at all: comparing against part of
-//! a listing would call every unlisted invoice "missing on platform" and re-upload it. The day is
-//! reported as an error and the pass as incomplete, so the next pass covers it.
+//! The platform's listing is read a page at a time ([`listing`]): a page that fails for a passing
+//! reason is read again after a back-off, keeping the pages already read. A day whose listing
+//! still cannot be read completely (a page's attempts spent, or a refusal) is not compared at
+//! all: comparing against part of a listing would call every unlisted invoice "missing on
+//! platform" and re-upload it. The day is reported as a gap and the pass as incomplete.
+//!
+//! Each compared seller-day is handed to [`Checkpoints`] before the next begins, and seller-days
+//! it already holds for the run are skipped: an attempt of a run that stopped part way (its
+//! process stopped, its lease lost, a day left as a gap) continues where the last one stopped
+//! instead of starting the window over. When the checkpoints cannot keep a day, the pass stops.
 //!
 //! It owns the order of work and the report. It must not decide drift classes (that is `diff`),
-//! read the clock (`now` is passed in; the caller stamps when the pass finished), or talk to SQL
-//! or HTTP (the traits are implemented by the service). Work is one day of one seller at a time,
-//! so memory follows the busiest seller-day, not the window.
+//! read the clock or sleep (`now` is passed in, waits go through [`Pause`]), or talk to SQL or
+//! HTTP (the traits are implemented by the service). Work is one day of one seller at a time, so
+//! memory follows the busiest seller-day, not the window.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 
 use chrono::{DateTime, Days, FixedOffset, NaiveDate, NaiveTime, Offset, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::diff::{self, Drift, DriftClass, LocalInvoice, PlatformInvoice, Repair, Settings};
+use crate::diff::{self, Drift, DriftClass, LocalInvoice, Repair, Settings};
+
+pub mod listing;
+
+pub use listing::{ListedPage, Listing, PageError, Pause, Retry};
 
 /// The invoices a pass covers: those issued in `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,15 +117,6 @@ pub trait Ledger: Sync {
     ) -> impl Future<Output = Result<HashSet<String>, SourceError>> + Send;
 }
 
-/// The platform side: its listing of a seller's day, every page.
-pub trait Listing: Sync {
-    fn list_day(
-        &self,
-        seller: &str,
-        day: NaiveDate,
-    ) -> impl Future<Output = Result<Vec<PlatformInvoice>, SourceError>> + Send;
-}
-
 /// Carries out a planned repair and records it (with its event) in the store.
 pub trait Repairs: Sync {
     fn repair(&self, drift: &Drift) -> impl Future<Output = RepairOutcome> + Send;
@@ -148,7 +150,61 @@ pub struct Gap {
     pub error: String,
 }
 
-/// The result of one pass.
+/// One compared seller-day: what it read and the drifts it handled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SellerDay {
+    pub seller: String,
+    pub day: NaiveDate,
+    /// Local invoices read.
+    pub local: u64,
+    /// Platform rows read (inside the window).
+    pub remote: u64,
+    pub in_agreement: u64,
+    pub drifts: Vec<Handled>,
+}
+
+impl SellerDay {
+    /// Invoice numbers compared: those in agreement and those in drift, each once.
+    pub fn compared(&self) -> u64 {
+        self.in_agreement
+            .saturating_add(u64::try_from(self.drifts.len()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A seller-day an earlier attempt of the same run compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoneDay {
+    pub seller: String,
+    pub day: NaiveDate,
+    /// Invoice numbers it compared ([`SellerDay::compared`]).
+    pub compared: u64,
+}
+
+/// Where a run keeps the seller-days it has compared, so that its next attempt skips them.
+pub trait Checkpoints: Sync {
+    /// The seller-days of this run compared by earlier attempts.
+    fn done_days(&self) -> impl Future<Output = Result<Vec<DoneDay>, SourceError>> + Send;
+
+    /// Keep `day`, compared and repaired, with its drifts, before the next one begins. An error
+    /// stops the pass: its progress can no longer be kept, or the run is no longer its own.
+    fn day_done(&self, day: &SellerDay) -> impl Future<Output = Result<(), SourceError>> + Send;
+}
+
+/// A pass that keeps no progress: every attempt compares the whole window.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCheckpoints;
+
+impl Checkpoints for NoCheckpoints {
+    async fn done_days(&self) -> Result<Vec<DoneDay>, SourceError> {
+        Ok(Vec::new())
+    }
+
+    async fn day_done(&self, _: &SellerDay) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+/// The result of one pass (one attempt of a run).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     pub window: Window,
@@ -162,21 +218,28 @@ pub struct Report {
     pub drifts: Vec<Handled>,
     /// Parts not compared; the pass is complete only without any.
     pub gaps: Vec<Gap>,
+    /// Seller-days an earlier attempt of the run compared, skipped by this one; the counts above
+    /// are this attempt's alone.
+    #[serde(default)]
+    pub resumed: u64,
+    /// Listing pages read again after a passing failure.
+    #[serde(default)]
+    pub page_retries: u64,
+    /// Why the pass stopped before its last seller-day; the days it did not reach are neither
+    /// compared nor gaps, and the run's next attempt continues with them.
+    #[serde(default)]
+    pub stopped: Option<String>,
 }
 
 impl Report {
-    /// Every seller-day of the window was compared.
+    /// Every seller-day of the window was compared, by this attempt or an earlier one.
     pub fn complete(&self) -> bool {
-        self.gaps.is_empty()
+        self.gaps.is_empty() && self.stopped.is_none()
     }
 
     /// Drifts found, by class code.
     pub fn by_class(&self) -> BTreeMap<&'static str, u64> {
-        let mut counts = BTreeMap::new();
-        for handled in &self.drifts {
-            *counts.entry(handled.drift.class.as_str()).or_insert(0) += 1;
-        }
-        counts
+        by_class(&self.drifts)
     }
 
     /// Drifts of `class`.
@@ -188,26 +251,58 @@ impl Report {
     }
 }
 
+/// Drifts by class code.
+pub fn by_class(drifts: &[Handled]) -> BTreeMap<&'static str, u64> {
+    let mut counts = BTreeMap::new();
+    for handled in drifts {
+        *counts.entry(handled.drift.class.as_str()).or_insert(0) += 1;
+    }
+    counts
+}
+
 /// How far a pass has come, for progress bars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
-    /// Seller-days done, of `total`.
+    /// Seller-days done (compared now, by an earlier attempt, or left as gaps), of `total`.
     pub done: u64,
     pub total: u64,
     /// Invoices compared so far (local and remote numbers, each once).
     pub compared: u64,
 }
 
-/// Run one pass over `window`. `progress` is called after each seller-day.
-pub async fn reconcile<L: Ledger, P: Listing, R: Repairs>(
+/// What a pass reads, repairs and keeps through.
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a, L, P, R, C, W> {
+    pub ledger: &'a L,
+    pub listing: &'a P,
+    pub repairs: &'a R,
+    pub checkpoints: &'a C,
+    pub pause: &'a W,
+}
+
+/// The rules of a pass: how drift is judged and how failed listing pages are retried.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rules {
+    pub diff: Settings,
+    pub retry: Retry,
+}
+
+/// Run one pass over `window`, skipping the seller-days `sources.checkpoints` holds. `progress`
+/// is called after each seller-day.
+pub async fn reconcile<L, P, R, C, W>(
     window: Window,
-    ledger: &L,
-    platform: &P,
-    repairs: &R,
-    settings: &Settings,
+    sources: &Sources<'_, L, P, R, C, W>,
+    rules: &Rules,
     now: DateTime<Utc>,
     progress: &(dyn Fn(Progress) + Sync),
-) -> Report {
+) -> Report
+where
+    L: Ledger,
+    P: Listing,
+    R: Repairs,
+    C: Checkpoints,
+    W: Pause,
+{
     let mut report = Report {
         window,
         started_at: now,
@@ -216,8 +311,11 @@ pub async fn reconcile<L: Ledger, P: Listing, R: Repairs>(
         in_agreement: 0,
         drifts: Vec::new(),
         gaps: Vec::new(),
+        resumed: 0,
+        page_retries: 0,
+        stopped: None,
     };
-    let sellers = match ledger.sellers().await {
+    let sellers = match sources.ledger.sellers().await {
         Ok(sellers) => sellers,
         Err(error) => {
             report.gaps.push(Gap {
@@ -225,6 +323,16 @@ pub async fn reconcile<L: Ledger, P: Listing, R: Repairs>(
                 day: None,
                 error: format!("cannot list the sellers: {error}"),
             });
+            return report;
+        }
+    };
+    let done: HashMap<(String, NaiveDate), u64> = match sources.checkpoints.done_days().await {
+        Ok(days) => days
+            .into_iter()
+            .map(|d| ((d.seller, d.day), d.compared))
+            .collect(),
+        Err(error) => {
+            report.stopped = Some(format!("cannot read the run's progress: {error}"));
             return report;
         }
     };
@@ -236,22 +344,30 @@ pub async fn reconcile<L: Ledger, P: Listing, R: Repairs>(
     };
     for seller in &sellers {
         for (day, part) in &days {
-            let compared =
-                seller_day(seller, *day, part, ledger, platform, repairs, settings, now).await;
-            match compared {
-                Ok(day_report) => {
-                    report.local += day_report.local;
-                    report.remote += day_report.remote;
-                    report.in_agreement += day_report.in_agreement;
-                    state.compared += day_report.in_agreement
-                        + u64::try_from(day_report.drifts.len()).unwrap_or(u64::MAX);
-                    report.drifts.extend(day_report.drifts);
+            if let Some(compared) = done.get(&(seller.clone(), *day)) {
+                report.resumed += 1;
+                state.compared = state.compared.saturating_add(*compared);
+            } else {
+                let compared = seller_day(seller, *day, part, sources, rules, now).await;
+                report.page_retries += compared.page_retries;
+                match compared.result {
+                    Ok(day_report) => {
+                        if let Err(error) = sources.checkpoints.day_done(&day_report).await {
+                            report.stopped = Some(format!(
+                                "cannot keep the progress after seller {seller} {day}: {error}"
+                            ));
+                            report.add(day_report);
+                            return report;
+                        }
+                        state.compared = state.compared.saturating_add(day_report.compared());
+                        report.add(day_report);
+                    }
+                    Err(error) => report.gaps.push(Gap {
+                        seller: seller.clone(),
+                        day: Some(*day),
+                        error: error.0,
+                    }),
                 }
-                Err(error) => report.gaps.push(Gap {
-                    seller: seller.clone(),
-                    day: Some(*day),
-                    error: error.0,
-                }),
             }
             state.done += 1;
             progress(state);
@@ -260,33 +376,55 @@ pub async fn reconcile<L: Ledger, P: Listing, R: Repairs>(
     report
 }
 
-/// What one seller-day gave.
-struct DayReport {
-    local: u64,
-    remote: u64,
-    in_agreement: u64,
-    drifts: Vec<Handled>,
+impl Report {
+    /// Count a compared seller-day in.
+    fn add(&mut self, day: SellerDay) {
+        self.local += day.local;
+        self.remote += day.remote;
+        self.in_agreement += day.in_agreement;
+        self.drifts.extend(day.drifts);
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn seller_day<L: Ledger, P: Listing, R: Repairs>(
+/// What comparing one seller-day gave, with the listing's retries either way.
+struct Compared {
+    result: Result<SellerDay, SourceError>,
+    page_retries: u64,
+}
+
+async fn seller_day<L, P, R, C, W>(
     seller: &str,
     day: NaiveDate,
     part: &Window,
-    ledger: &L,
-    platform: &P,
-    repairs: &R,
-    settings: &Settings,
+    sources: &Sources<'_, L, P, R, C, W>,
+    rules: &Rules,
     now: DateTime<Utc>,
-) -> Result<DayReport, SourceError> {
-    let local = ledger
-        .local_invoices(seller, part)
-        .await
-        .map_err(|e| SourceError(format!("local invoices: {e}")))?;
-    let mut remote = platform
-        .list_day(seller, day)
-        .await
-        .map_err(|e| SourceError(format!("platform listing: {e}")))?;
+) -> Compared
+where
+    L: Ledger,
+    P: Listing,
+    R: Repairs,
+    C: Checkpoints,
+    W: Pause,
+{
+    let failed = |error: String, page_retries| Compared {
+        result: Err(SourceError(error)),
+        page_retries,
+    };
+    let local = match sources.ledger.local_invoices(seller, part).await {
+        Ok(local) => local,
+        Err(e) => return failed(format!("local invoices: {e}"), 0),
+    };
+    let read = listing::read_day(sources.listing, sources.pause, &rules.retry, seller, day).await;
+    let (mut remote, page_retries) = match read {
+        Ok(read) => (read.rows, read.retries),
+        Err(unread) => {
+            return failed(
+                format!("platform listing: {}", unread.error),
+                unread.retries,
+            );
+        }
+    };
     remote.retain(|r| part.contains(r.issued_at));
 
     let ours: HashSet<_> = local.iter().map(|l| l.number).collect();
@@ -298,29 +436,37 @@ async fn seller_day<L: Ledger, P: Listing, R: Repairs>(
     let known = if strangers.is_empty() {
         HashSet::new()
     } else {
-        ledger
-            .known_requests(seller, &strangers)
-            .await
-            .map_err(|e| SourceError(format!("known requests: {e}")))?
+        match sources.ledger.known_requests(seller, &strangers).await {
+            Ok(known) => known,
+            Err(e) => return failed(format!("known requests: {e}"), page_retries),
+        }
     };
     let is_known = |_: &str, request_id: &str| known.contains(request_id);
-    let comparison = diff::compare(&local, &remote, &is_known, settings, now);
+    let comparison = diff::compare(&local, &remote, &is_known, &rules.diff, now);
 
     let mut drifts = Vec::with_capacity(comparison.drifts.len());
     for drift in comparison.drifts {
         let outcome = match drift.repair {
             Repair::Alert { .. } => RepairOutcome::AlertOnly,
-            _ => repairs.repair(&drift).await,
+            _ => sources.repairs.repair(&drift).await,
         };
         drifts.push(Handled { drift, outcome });
     }
-    Ok(DayReport {
-        local: u64::try_from(local.len()).unwrap_or(u64::MAX),
-        remote: u64::try_from(remote.len()).unwrap_or(u64::MAX),
-        in_agreement: comparison.in_agreement,
-        drifts,
-    })
+    Compared {
+        result: Ok(SellerDay {
+            seller: seller.to_owned(),
+            day,
+            local: u64::try_from(local.len()).unwrap_or(u64::MAX),
+            remote: u64::try_from(remote.len()).unwrap_or(u64::MAX),
+            in_agreement: comparison.in_agreement,
+            drifts,
+        }),
+        page_retries,
+    }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod resume_tests;

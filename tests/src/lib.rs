@@ -8,6 +8,7 @@
 //! Tests use only the wire contract and the service's public start-up surface, never private
 //! modules. Logs stay quiet unless `TEST_LOG` is set.
 
+pub mod busy_day;
 pub mod db;
 pub mod sample;
 

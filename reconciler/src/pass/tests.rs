@@ -1,21 +1,26 @@
 //! Behaviour of `pass`, over in-memory sources.
 
 use super::*;
-use crate::diff::{LocalState, PlatformState};
+use crate::diff::{LocalState, PlatformInvoice, PlatformState};
 use fapiao_invoice::model::Colour;
 use fapiao_invoice::number::InvoiceNumber;
 use rust_decimal::Decimal;
 use std::sync::Mutex;
 
-const A: &str = "91440300MA5EXAMPLE";
-const B: &str = "91310000MA1FP00011";
+pub(super) const A: &str = "91440300MA5EXAMPLE";
+pub(super) const B: &str = "91310000MA1FP00011";
 
 /// 2025-06-15 12:00 China time.
-fn noon() -> DateTime<Utc> {
+pub(super) fn noon() -> DateTime<Utc> {
     day_start(NaiveDate::from_ymd_opt(2025, 6, 15).unwrap()) + chrono::Duration::hours(12)
 }
 
-fn local(seller: &str, sequence: u64, state: LocalState, issued_at: DateTime<Utc>) -> LocalInvoice {
+pub(super) fn local(
+    seller: &str,
+    sequence: u64,
+    state: LocalState,
+    issued_at: DateTime<Utc>,
+) -> LocalInvoice {
     LocalInvoice {
         number: InvoiceNumber::new(25, 44, 2, sequence).unwrap(),
         seller: seller.to_owned(),
@@ -33,7 +38,7 @@ fn local(seller: &str, sequence: u64, state: LocalState, issued_at: DateTime<Utc
     }
 }
 
-fn listed(invoice: &LocalInvoice) -> PlatformInvoice {
+pub(super) fn listed(invoice: &LocalInvoice) -> PlatformInvoice {
     PlatformInvoice {
         number: invoice.number,
         seller: invoice.seller.clone(),
@@ -91,27 +96,39 @@ impl Ledger for Fake {
 }
 
 impl Listing for Fake {
-    async fn list_day(
+    async fn list_page(
         &self,
         seller: &str,
         day: NaiveDate,
-    ) -> Result<Vec<PlatformInvoice>, SourceError> {
+        page: u32,
+    ) -> Result<ListedPage, PageError> {
         self.listed_days
             .lock()
             .unwrap()
             .push((seller.to_owned(), day));
         if self.broken_days.contains(&(seller.to_owned(), day)) {
-            return Err(SourceError("system busy".into()));
+            return Err(PageError::Refused("system busy".into()));
         }
-        Ok(self
-            .remote
-            .iter()
-            .filter(|r| {
-                r.seller == seller && r.issued_at.with_timezone(&china()).date_naive() == day
-            })
-            .cloned()
-            .collect())
+        assert_eq!(page, 0, "the whole day fits on one page");
+        Ok(ListedPage {
+            rows: self
+                .remote
+                .iter()
+                .filter(|r| {
+                    r.seller == seller && r.issued_at.with_timezone(&china()).date_naive() == day
+                })
+                .cloned()
+                .collect(),
+            next_page: None,
+        })
     }
+}
+
+/// Waits that take no time.
+pub(super) struct NoWait;
+
+impl Pause for NoWait {
+    async fn pause(&self, _: chrono::TimeDelta) {}
 }
 
 impl Repairs for Fake {
@@ -126,15 +143,20 @@ impl Repairs for Fake {
 
 fn run(fake: &Fake, window: Window) -> (Report, Vec<Progress>) {
     let seen = Mutex::new(Vec::new());
+    let sources = Sources {
+        ledger: fake,
+        listing: fake,
+        repairs: fake,
+        checkpoints: &NoCheckpoints,
+        pause: &NoWait,
+    };
     let report = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
         .block_on(reconcile(
             window,
-            fake,
-            fake,
-            fake,
-            &Settings::default(),
+            &sources,
+            &Rules::default(),
             noon() + chrono::Duration::hours(30),
             &|p| seen.lock().unwrap().push(p),
         ));
@@ -272,7 +294,7 @@ fn a_day_whose_listing_fails_is_a_gap_and_nothing_of_it_is_repaired() {
     assert_eq!(report.gaps.len(), 1);
     assert_eq!(report.gaps[0].day, Some(broken));
     assert!(
-        report.gaps[0].error.contains("system busy"),
+        report.gaps[0].error.contains("listing page 0: system busy"),
         "{:?}",
         report.gaps
     );
@@ -330,10 +352,14 @@ fn a_pass_without_sellers_reports_why() {
         .unwrap()
         .block_on(reconcile(
             window,
-            &NoSellers,
-            &fake,
-            &fake,
-            &Settings::default(),
+            &Sources {
+                ledger: &NoSellers,
+                listing: &fake,
+                repairs: &fake,
+                checkpoints: &NoCheckpoints,
+                pause: &NoWait,
+            },
+            &Rules::default(),
             noon(),
             &|_| {},
         ));

@@ -21,17 +21,21 @@ use fapiao_invoice::taxpayer::TaxpayerId;
 use fapiao_reconciler::diff::{
     Drift, LocalInvoice, LocalState, PlatformInvoice, PlatformState, Settings,
 };
-use fapiao_reconciler::pass::{Ledger, Listing, RepairOutcome, Repairs, SourceError, Window};
+use fapiao_reconciler::pass::{
+    Ledger, ListedPage, Listing, PageError, Pause, RepairOutcome, Repairs, Retry, Rules,
+    SourceError, Window,
+};
 
 use crate::platform::{RemoteState, RemoteSummary, TaxPlatform};
 use crate::store::{
     AdoptedInvoice, InvoiceState, LedgerRow, RepairWrite, Scope, Store, UploadPhase,
 };
 
+pub mod progress;
 pub mod runner;
 pub mod schedule;
 
-pub use runner::{Passes, once};
+pub use runner::{IfIncomplete, Passes, once};
 
 /// How drift is judged.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -45,8 +49,9 @@ pub struct ReconcileConfig {
     pub stuck_after: std::time::Duration,
     /// Re-uploads of one invoice before its drift is alerted instead of repaired again.
     pub max_reuploads: u32,
-    /// How long a pass holds the lease that keeps other replicas from running one; longer than
-    /// the longest pass.
+    /// How long the lease that keeps other replicas from running a pass lasts; a running pass
+    /// renews it every third of this, so it bounds how long a stopped process keeps others
+    /// waiting.
     #[serde(with = "humantime_serde")]
     pub lease: std::time::Duration,
     /// Run scheduled passes inside `fapiao serve` (`recent` and `daily` below). Passes an
@@ -63,11 +68,24 @@ pub struct ReconcileConfig {
     /// How often a pass waiting for the lease another replica holds asks again.
     #[serde(with = "humantime_serde")]
     pub lease_retry: std::time::Duration,
+    /// Reads of one page of the platform's listing, the first included, when it times out, is
+    /// busy or the connection fails. A day with a page still unread after them is a gap.
+    pub page_attempts: u32,
+    /// Waits before the 1st, 2nd, … re-read of a failed listing page; the last repeats.
+    #[serde(with = "crate::config::durations")]
+    pub page_backoff: Vec<std::time::Duration>,
+    /// Attempts of one run inside `fapiao serve`: a run that left seller-days uncompared (gaps, or
+    /// a process that stopped part way) is taken up again, for the days not done, until then.
+    pub run_attempts: u32,
+    /// How long after an attempt that left gaps the run's next attempt starts.
+    #[serde(with = "humantime_serde")]
+    pub resume_after: std::time::Duration,
 }
 
 impl Default for ReconcileConfig {
     fn default() -> Self {
         let rules = Settings::default();
+        let retry = Retry::default();
         Self {
             grace: rules.grace.to_std().unwrap_or_default(),
             stuck_after: rules.stuck_after.to_std().unwrap_or_default(),
@@ -78,6 +96,14 @@ impl Default for ReconcileConfig {
             recent_window: std::time::Duration::from_secs(2 * 3600),
             daily: "0 0 2 * * *".to_owned(),
             lease_retry: std::time::Duration::from_secs(5),
+            page_attempts: retry.attempts,
+            page_backoff: retry
+                .backoff
+                .iter()
+                .map(|wait| wait.to_std().unwrap_or_default())
+                .collect(),
+            run_attempts: 3,
+            resume_after: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -100,6 +126,17 @@ impl ReconcileConfig {
             grace: delta(self.grace),
             stuck_after: delta(self.stuck_after),
             max_reuploads: self.max_reuploads,
+        }
+    }
+
+    /// The rules of a pass: the comparison's settings and the listing's retries.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            diff: self.settings(),
+            retry: Retry {
+                attempts: self.page_attempts,
+                backoff: self.page_backoff.iter().copied().map(delta).collect(),
+            },
         }
     }
 }
@@ -179,7 +216,7 @@ impl Ledger for StoreLedger {
     }
 }
 
-/// The platform's day listings, every page.
+/// The platform's day listings, a page at a time.
 #[derive(Debug, Clone)]
 pub struct PlatformListing {
     pub platform: Arc<dyn TaxPlatform>,
@@ -207,30 +244,44 @@ pub fn platform_invoice(seller: &str, row: RemoteSummary) -> PlatformInvoice {
 }
 
 impl Listing for PlatformListing {
-    async fn list_day(
+    async fn list_page(
         &self,
         seller: &str,
         day: NaiveDate,
-    ) -> Result<Vec<PlatformInvoice>, SourceError> {
-        let id =
-            TaxpayerId::parse(seller).map_err(|e| SourceError(format!("seller {seller}: {e}")))?;
-        let mut rows = Vec::new();
-        let mut page = Some(0);
-        while let Some(index) = page {
-            let listed = self
-                .platform
-                .list_invoices(&id, day, index, PAGE_SIZE)
-                .await
-                .map_err(|e| SourceError(format!("listing page {index}: {e}")))?;
-            rows.extend(
-                listed
+        page: u32,
+    ) -> Result<ListedPage, PageError> {
+        let id = TaxpayerId::parse(seller)
+            .map_err(|e| PageError::Refused(format!("seller {seller}: {e}")))?;
+        match self.platform.list_invoices(&id, day, page, PAGE_SIZE).await {
+            Ok(listed) => Ok(ListedPage {
+                rows: listed
                     .items
                     .into_iter()
-                    .map(|r| platform_invoice(seller, r)),
-            );
-            page = listed.next_page.filter(|next| *next > index);
+                    .map(|r| platform_invoice(seller, r))
+                    .collect(),
+                next_page: listed.next_page,
+            }),
+            Err(error) => Err(page_error(&error)),
         }
-        Ok(rows)
+    }
+}
+
+/// A failed listing call as the pass sees it: read again when the platform may answer later.
+fn page_error(error: &crate::platform::CallError) -> PageError {
+    if error.is_retryable() {
+        PageError::Passing(error.to_string())
+    } else {
+        PageError::Refused(error.to_string())
+    }
+}
+
+/// Waits between reads of a listing page on tokio's timer (which tests can pause).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimerPause;
+
+impl Pause for TimerPause {
+    async fn pause(&self, wait: chrono::TimeDelta) {
+        tokio::time::sleep(wait.to_std().unwrap_or_default()).await;
     }
 }
 
@@ -277,6 +328,9 @@ impl StoreRepairs {
             return Ok(Err("the invoice is no longer in the store".to_owned()));
         };
         let expected = stored_state(seen);
+        // A parked invoice (the upload worker spent its attempt budget) is sent at once: the
+        // listing has just shown the platform holds no record of it, the platform is idempotent
+        // by number, and a query first would find the budget spent and park it again unsent.
         let (state, phase, counts, reason) = match drift.repair {
             Repair::Reupload => (
                 (expected == InvoiceState::Recorded).then_some(InvoiceState::Issued),
@@ -288,7 +342,9 @@ impl StoreRepairs {
                 None,
                 Some(UploadPhase::Query),
                 true,
-                "its upload is stuck: asking the platform, then uploading again".to_owned(),
+                "its upload is stuck: asking the platform (sending it at once if the upload \
+                 worker gave up on it), then uploading again"
+                    .to_owned(),
             ),
             Repair::AdoptState(state) => (
                 Some(stored_state(state)),
@@ -308,6 +364,7 @@ impl StoreRepairs {
             expected,
             state,
             phase,
+            phase_if_parked: phase.map(|_| UploadPhase::Send),
             counts_as_reupload: counts,
             reason: format!("reconciler: {reason}"),
         };
@@ -402,5 +459,59 @@ pub fn urgency(drift: &Drift) -> &'static str {
             severity: Urgency::Warning,
         } => "warning",
         _ => "none",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::CallError;
+
+    #[test]
+    fn only_timeouts_busy_and_broken_connections_are_read_again() {
+        let busy = CallError::Busy {
+            code: "SYSTEM_BUSY".into(),
+            message: "系统繁忙".into(),
+        };
+        for passing in [
+            CallError::Timeout,
+            busy,
+            CallError::Transport("reset".into()),
+        ] {
+            assert!(
+                matches!(page_error(&passing), PageError::Passing(_)),
+                "{passing}"
+            );
+        }
+        let refused = CallError::Refused {
+            code: "E001".into(),
+            message: "unknown seller".into(),
+        };
+        for definitive in [
+            refused,
+            CallError::Protocol {
+                code: "SIGN".into(),
+            },
+        ] {
+            assert!(
+                matches!(page_error(&definitive), PageError::Refused(_)),
+                "{definitive}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_documented_defaults_are_the_defaults() {
+        let example = crate::config::Config::from_toml_str(include_str!(
+            "../../../deploy/fapiao.example.toml"
+        ))
+        .unwrap_or_else(|e| panic!("the example configuration: {e:#}"));
+        let documented = example.reconcile;
+        let default = ReconcileConfig::default();
+        assert_eq!(documented.rules(), default.rules());
+        assert_eq!(default.rules().retry, Retry::default());
+        assert_eq!(documented.run_attempts, default.run_attempts);
+        assert_eq!(documented.resume_after, default.resume_after);
+        assert_eq!(documented.lease, default.lease);
     }
 }

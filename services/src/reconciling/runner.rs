@@ -1,22 +1,27 @@
 //! Running one pass against the store and the platform, and recording it: shared by the command
 //! line ([`once`]) and the passes `fapiao serve` runs ([`super::schedule`]).
 //!
-//! A pass runs only while its process holds the `reconcile` lease ([`Passes::take_lease`]), so two
-//! replicas never repair the same invoice at once. Its run row says what happened: `succeeded` when
-//! every seller-day was compared and the result recorded, `failed` (with the reason) otherwise.
+//! A pass runs only while its process holds the `reconcile` lease ([`Passes::take_lease`], renewed
+//! while the pass runs), so two replicas never repair the same invoice at once. Each compared
+//! seller-day is kept as it is done ([`super::progress`]); its run row says what happened:
+//! `succeeded` when every seller-day was compared and the result recorded, `queued` again when
+//! seller-days are left and the run may try again (its next attempt skips the days done), `failed`
+//! (with the reason) otherwise.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, Utc};
-use fapiao_reconciler::pass::{Progress, RepairOutcome, Report, Window, day_start};
+use fapiao_reconciler::pass::{Progress, Report, Sources, Window, day_start, reconcile};
 
+use super::progress::{LeaseKeeper, StoreCheckpoints};
 use super::{
-    DryRun, LEASE, LeaseHeld, PlatformListing, ReconcileConfig, StoreLedger, StoreRepairs, urgency,
+    DryRun, LEASE, LeaseHeld, PlatformListing, ReconcileConfig, StoreLedger, StoreRepairs,
+    TimerPause,
 };
 use crate::clock::SharedClock;
 use crate::platform::TaxPlatform;
-use crate::store::{DriftWrite, RunTotals, Store};
+use crate::store::{AttemptEnd, RunOutcome, Store};
 
 /// What a pass needs, held by whoever runs passes in this process.
 #[derive(Debug, Clone)]
@@ -56,13 +61,16 @@ impl Passes {
     }
 
     /// Compare the window for `sellers`, repair what the plan allows unless `dry_run`, and record
-    /// the run `run` (already started) with its drifts. The caller holds the lease.
+    /// the attempt of run `run` (already started): each compared seller-day as it is done, then
+    /// the run's totals and what it became (`if_incomplete` says whether a run with seller-days
+    /// left may be queued for another attempt). The caller holds the lease.
     pub async fn execute(
         &self,
         run: i64,
         window: Window,
         sellers: &[String],
         dry_run: bool,
+        if_incomplete: IfIncomplete,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> anyhow::Result<Report> {
         let ledger = StoreLedger {
@@ -72,40 +80,73 @@ impl Passes {
         let listing = PlatformListing {
             platform: self.platform.clone(),
         };
-        let settings = self.config.settings();
+        let lease = LeaseKeeper::start(self);
+        let checkpoints = StoreCheckpoints {
+            passes: self,
+            run,
+            dry_run,
+            lease: &lease,
+        };
+        let rules = self.config.rules();
         let started = self.now();
         let report = if dry_run {
-            fapiao_reconciler::pass::reconcile(
-                window, &ledger, &listing, &DryRun, &settings, started, progress,
-            )
-            .await
+            let sources = Sources {
+                ledger: &ledger,
+                listing: &listing,
+                repairs: &DryRun,
+                checkpoints: &checkpoints,
+                pause: &TimerPause,
+            };
+            reconcile(window, &sources, &rules, started, progress).await
         } else {
             let repairs = StoreRepairs {
                 store: self.store.clone(),
                 clock: self.clock.clone(),
                 platform: Some(self.platform.clone()),
             };
-            fapiao_reconciler::pass::reconcile(
-                window, &ledger, &listing, &repairs, &settings, started, progress,
-            )
-            .await
+            let sources = Sources {
+                ledger: &ledger,
+                listing: &listing,
+                repairs: &repairs,
+                checkpoints: &checkpoints,
+                pause: &TimerPause,
+            };
+            reconcile(window, &sources, &rules, started, progress).await
         };
+        drop(lease);
         let finished = self.now();
-        if let Err(error) = record(&self.store, run, &report, sellers, dry_run, finished).await {
-            let why = format!("recording the pass failed: {error:#}");
-            if let Err(also) = self.store.fail_run(run, &why, finished).await {
-                tracing::error!(
-                    run,
-                    error = format!("{also:#}"),
-                    "cannot mark the run failed"
-                );
+        let attempts_allowed = match if_incomplete {
+            IfIncomplete::Fail => 0,
+            IfIncomplete::TryAgain => self.config.run_attempts,
+        };
+        let ended = end_attempt(
+            &self.store,
+            run,
+            &report,
+            sellers,
+            attempts_allowed,
+            finished,
+        )
+        .await;
+        match ended {
+            Ok(outcome) => {
+                self.exported(&report, outcome == RunOutcome::Succeeded, started, finished)
+                    .await;
+                Ok(report)
             }
-            self.exported(&report, false, started, finished).await;
-            return Err(error);
+            Err(error) => {
+                let why = format!("recording the pass failed: {error:#}");
+                if let Err(also) = self.store.fail_run(run, &why, finished).await {
+                    tracing::error!(
+                        run,
+                        error = format!("{also:#}"),
+                        "cannot mark the run failed"
+                    );
+                }
+                self.exported(&report, false, started, finished).await;
+                Err(error)
+            }
         }
-        self.exported(&report, report.complete(), started, finished)
-            .await;
-        Ok(report)
     }
 
     /// Hand the pass's outcome to the metrics, when they are exported.
@@ -143,39 +184,26 @@ impl Passes {
     }
 }
 
-/// Record a finished pass with its drifts: `failed` when a seller-day could not be compared.
-pub async fn record(
+/// Whether a run that left seller-days uncompared is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfIncomplete {
+    /// It fails (the command line, which reports and exits).
+    Fail,
+    /// It is queued for another attempt while `reconcile.run_attempts` allows (`fapiao serve`).
+    TryAgain,
+}
+
+/// End an attempt of `run` with `report`: succeeded when every seller-day is done, otherwise
+/// queued again while fewer than `attempts_allowed` attempts were made, otherwise failed.
+pub async fn end_attempt(
     store: &Store,
     run: i64,
     report: &Report,
     sellers: &[String],
-    dry_run: bool,
+    attempts_allowed: u32,
     now: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    let attempted = |outcome: &RepairOutcome| {
-        !dry_run && matches!(outcome, RepairOutcome::Done(_) | RepairOutcome::Failed(_))
-    };
-    let found: Vec<DriftWrite> = report
-        .drifts
-        .iter()
-        .map(|handled| DriftWrite {
-            invoice_number: handled.drift.number.to_string(),
-            seller_tax_id: handled.drift.seller.clone(),
-            issued_at: handled.drift.issued_at,
-            class: handled.drift.class.as_str().to_owned(),
-            urgency: urgency(&handled.drift).to_owned(),
-            detail: handled.drift.detail.clone(),
-            repair: serde_json::to_string(&handled.drift.repair).unwrap_or_default(),
-            outcome: serde_json::to_string(&handled.outcome).unwrap_or_default(),
-            repair_attempted: attempted(&handled.outcome),
-            local_state: handled.drift.local_state.map(super::stored_state),
-            platform_state: handled
-                .drift
-                .platform_state
-                .map(|state| state.as_str().to_owned()),
-        })
-        .collect();
-    let error = report.gaps.first().map(|first| {
+) -> anyhow::Result<RunOutcome> {
+    let gaps = report.gaps.first().map(|first| {
         format!(
             "{} seller-day(s) could not be compared; the first, seller {} {}: {}",
             report.gaps.len(),
@@ -184,29 +212,21 @@ pub async fn record(
             first.error
         )
     });
-    let totals = RunTotals {
+    let error = match (&report.stopped, gaps) {
+        (Some(stopped), Some(gaps)) => Some(format!("{stopped}; {gaps}")),
+        (Some(stopped), None) => Some(stopped.clone()),
+        (None, gaps) => gaps,
+    };
+    let end = AttemptEnd {
         complete: report.complete(),
         error,
-        repairs_attempted: u64::try_from(found.iter().filter(|d| d.repair_attempted).count())
-            .unwrap_or(u64::MAX),
-        repairs_succeeded: report
-            .drifts
-            .iter()
-            .filter(|h| !dry_run && matches!(h.outcome, RepairOutcome::Done(_)))
-            .count()
-            .try_into()
-            .unwrap_or(u64::MAX),
-        drifts_by_class: serde_json::to_string(&report.by_class()).unwrap_or_default(),
-        local: report.local,
-        remote: report.remote,
-        in_agreement: report.in_agreement,
         gaps_json: serde_json::to_string(&report.gaps).unwrap_or_default(),
+        attempts_allowed,
     };
     store
-        .finish_run(
+        .end_attempt(
             run,
-            &totals,
-            &found,
+            &end,
             (report.window.from, report.window.to),
             sellers,
             now,
@@ -300,7 +320,14 @@ pub async fn once(
         bar.set_message(format!("{} invoices compared", p.compared));
     };
     let result = passes
-        .execute(run, window, &passes.sellers, dry_run, &show)
+        .execute(
+            run,
+            window,
+            &passes.sellers,
+            dry_run,
+            IfIncomplete::Fail,
+            &show,
+        )
         .await;
     bar.finish_and_clear();
     passes.release_lease().await?;

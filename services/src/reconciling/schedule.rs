@@ -7,7 +7,12 @@
 //! same schedule: the lease lets one pass run at a time, and a scheduled pass that another
 //! replica finished while this one waited for the lease is skipped. Requested passes are stored
 //! as `queued` runs before the worker sees them, so a request survives a restart: at start the
-//! worker takes up every queued run, and fails the runs a stopped process left `running`.
+//! worker takes up every queued run. A run that left seller-days uncompared (a day whose listing
+//! could not be read, or a process that stopped part way and left it `running`) is queued again
+//! and continues from the seller-days not done, up to `reconcile.run_attempts` attempts: an
+//! incomplete attempt's run after `reconcile.resume_after`, a run left `running` as soon as this
+//! worker holds the lease (a pass runs only under the lease, so while this process holds it no
+//! other pass is running).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -19,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_cron_scheduler::{Job as CronJob, JobScheduler};
 
-use super::runner::Passes;
+use super::runner::{IfIncomplete, Passes};
 use crate::clock::china_offset;
 use crate::store::{RunRequest, Scope, StoredRun};
 
@@ -65,10 +70,14 @@ impl Scheduled {
 /// Work for the worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
-    /// A run stored as `queued` (an operator's request, or one left from before a restart).
+    /// A run stored as `queued` (an operator's request, one left from before a restart, or one
+    /// taken up again for the seller-days it has not done).
     Queued(i64),
     /// The schedule fired at `at`.
     Scheduled { kind: Scheduled, at: DateTime<Utc> },
+    /// Take up the runs a stopped process left `running` (asked for at start when there are any;
+    /// done under the lease before every job as well).
+    TakeUp,
 }
 
 /// Asks the worker for passes; held by the gRPC service.
@@ -167,16 +176,11 @@ async fn schedule(passes: &Arc<Passes>, jobs: mpsc::Sender<Job>) -> anyhow::Resu
 
 async fn work(passes: Arc<Passes>, mut jobs: mpsc::Receiver<Job>, mut stop: watch::Receiver<bool>) {
     let mut pending: VecDeque<Job> = VecDeque::new();
-    let now = passes.now();
-    let lease = super::delta(passes.config.lease);
-    let stale_before = now.checked_sub_signed(lease).unwrap_or(now);
-    match passes
-        .store
-        .fail_abandoned_runs(&passes.holder, stale_before, now)
-        .await
-    {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(runs = n, "failed reconciliation runs left unfinished"),
+    // Runs to take up again once their time comes: after an attempt that left seller-days.
+    let mut later: Vec<(tokio::time::Instant, i64)> = Vec::new();
+    match passes.store.any_run_running().await {
+        Ok(true) => pending.push_back(Job::TakeUp),
+        Ok(false) => {}
         Err(error) => tracing::warn!(error = format!("{error:#}"), "reading unfinished runs"),
     }
     match passes.store.queued_runs().await {
@@ -184,6 +188,14 @@ async fn work(passes: Arc<Passes>, mut jobs: mpsc::Receiver<Job>, mut stop: watc
         Err(error) => tracing::warn!(error = format!("{error:#}"), "reading queued runs"),
     }
     loop {
+        let now = tokio::time::Instant::now();
+        later.retain(|&(due, run)| {
+            if due <= now {
+                pending.push_back(Job::Queued(run));
+            }
+            due > now
+        });
+        let next_due = later.iter().map(|&(due, _)| due).min();
         let job = match pending.pop_front() {
             Some(job) => job,
             None => tokio::select! {
@@ -191,6 +203,7 @@ async fn work(passes: Arc<Passes>, mut jobs: mpsc::Receiver<Job>, mut stop: watc
                     Some(job) => job,
                     None => break,
                 },
+                () = sleep_until(next_due) => continue,
                 _ = stop.wait_for(|stop| *stop) => break,
             },
         };
@@ -200,12 +213,32 @@ async fn work(passes: Arc<Passes>, mut jobs: mpsc::Receiver<Job>, mut stop: watc
         if !hold_lease(&passes, &mut stop).await {
             break;
         }
-        if let Err(error) = run(&passes, job).await {
-            tracing::error!(
+        // A pass runs only under the lease, and this process holds it: a run still marked
+        // running belongs to a process that stopped (or lost the lease) part way.
+        match passes
+            .store
+            .take_up_abandoned_runs(passes.config.run_attempts, passes.now())
+            .await
+        {
+            Ok(runs) => {
+                if !runs.is_empty() {
+                    tracing::warn!(?runs, "taking up reconciliation runs left unfinished");
+                }
+                pending.extend(runs.into_iter().map(Job::Queued));
+            }
+            Err(error) => tracing::warn!(error = format!("{error:#}"), "taking up unfinished runs"),
+        }
+        match run(&passes, job).await {
+            Ok(Some(again)) => {
+                let due = tokio::time::Instant::now() + passes.config.resume_after;
+                later.push((due, again));
+            }
+            Ok(None) => {}
+            Err(error) => tracing::error!(
                 error = format!("{error:#}"),
                 ?job,
                 "a reconciliation pass failed"
-            );
+            ),
         }
         if let Err(error) = passes.release_lease().await {
             tracing::warn!(
@@ -213,6 +246,14 @@ async fn work(passes: Arc<Passes>, mut jobs: mpsc::Receiver<Job>, mut stop: watc
                 "releasing the reconciliation lease"
             );
         }
+    }
+}
+
+/// Sleep until `due`, or for ever without one.
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -234,27 +275,30 @@ async fn hold_lease(passes: &Passes, stop: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
-async fn run(passes: &Passes, job: Job) -> anyhow::Result<()> {
+/// Run one job; `Some(run)` when the run is queued for another attempt.
+async fn run(passes: &Passes, job: Job) -> anyhow::Result<Option<i64>> {
     let store = &passes.store;
     let now = passes.now();
-    let (run, window, sellers) = match job {
+    let (run, window, sellers, dry_run) = match job {
+        Job::TakeUp => return Ok(None),
         Job::Queued(id) => {
             let Some(queued) = store.get_run(&Scope::unrestricted(), id).await? else {
-                return Ok(());
+                return Ok(None);
             };
             // Another replica may have started it while this one waited for the lease.
             if !store.begin_run(id, &passes.holder, now).await? {
-                return Ok(());
+                return Ok(None);
             }
             let window = Window {
                 from: queued.window_from,
                 to: queued.window_to,
             };
-            (id, window, queued.sellers.unwrap_or(passes.sellers.clone()))
+            let sellers = queued.sellers.unwrap_or(passes.sellers.clone());
+            (id, window, sellers, queued.dry_run)
         }
         Job::Scheduled { kind, at } => {
             if store.pass_succeeded_since(kind.as_str(), at).await? {
-                return Ok(());
+                return Ok(None);
             }
             let window = kind.window(now, passes.config.recent_window);
             let id = store
@@ -266,11 +310,18 @@ async fn run(passes: &Passes, job: Job) -> anyhow::Result<()> {
                     now,
                 )
                 .await?;
-            (id, window, passes.sellers.clone())
+            (id, window, passes.sellers.clone(), false)
         }
     };
     let report = passes
-        .execute(run, window, &sellers, false, &|_| {})
+        .execute(
+            run,
+            window,
+            &sellers,
+            dry_run,
+            IfIncomplete::TryAgain,
+            &|_| {},
+        )
         .await?;
     let level_drifts = report.drifts.len();
     if level_drifts > 0 || !report.complete() {
@@ -278,17 +329,26 @@ async fn run(passes: &Passes, job: Job) -> anyhow::Result<()> {
             run,
             drifts = level_drifts,
             gaps = report.gaps.len(),
+            resumed = report.resumed,
+            page_retries = report.page_retries,
+            stopped = report.stopped.as_deref().unwrap_or(""),
             compared = report.local,
-            "reconciliation pass found drift"
+            "reconciliation pass found drift or left seller-days"
         );
     } else {
         tracing::info!(
             run,
             compared = report.local,
+            resumed = report.resumed,
+            page_retries = report.page_retries,
             "reconciliation pass in agreement"
         );
     }
-    Ok(())
+    let again = store
+        .get_run(&Scope::unrestricted(), run)
+        .await?
+        .is_some_and(|stored| stored.status == "queued");
+    Ok(again.then_some(run))
 }
 
 #[cfg(test)]

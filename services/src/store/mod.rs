@@ -24,6 +24,7 @@ mod operations;
 mod outcomes;
 mod read;
 mod reconcile;
+mod reconcile_progress;
 mod redletter;
 mod scope;
 mod supply;
@@ -39,8 +40,9 @@ pub use outcomes::OutcomeCount;
 pub use read::{InvoiceFilter, StoredEvent};
 pub use reconcile::{
     AdoptedInvoice, DriftFilter, DriftWrite, LedgerRow, RepairWrite, ResolveRefused, RunFilter,
-    RunRequest, RunTotals, StoredDrift, StoredRun,
+    RunRequest, StoredDrift, StoredRun,
 };
+pub use reconcile_progress::{AttemptEnd, DoneSellerDay, RunOutcome, SellerDayWrite};
 pub use redletter::{
     FormFilter, FormPhase, Reservation, Reserved, StoredForm, StoredFormEvent, status_reason,
 };

@@ -29,6 +29,9 @@ pub struct RepairWrite {
     pub state: Option<InvoiceState>,
     /// Upload work to queue now (`Send` to re-upload, `Query` to ask first); `None` settles it.
     pub phase: Option<UploadPhase>,
+    /// The upload work to queue instead when the upload worker had parked the invoice (its
+    /// attempt budget spent): a query would find the budget spent and park it again unsent.
+    pub phase_if_parked: Option<UploadPhase>,
     /// Count a re-upload against the reconciler's bound.
     pub counts_as_reupload: bool,
     /// Why, for the event.
@@ -217,7 +220,8 @@ impl Store {
         let updated = sqlx::query(
             "UPDATE invoices SET state = $1, \
              state_changed_at = CASE WHEN state = $1 THEN state_changed_at ELSE $2 END, \
-             upload_phase = $3, next_attempt_at = $4, \
+             upload_phase = CASE WHEN upload_phase = 'PARKED' THEN $8 ELSE $3 END, \
+             next_attempt_at = $4, \
              reconcile_attempts = reconcile_attempts + $5 \
              WHERE invoice_number = $6 AND state = $7",
         )
@@ -228,6 +232,7 @@ impl Store {
         .bind(i64::from(repair.counts_as_reupload))
         .bind(repair.number.to_string())
         .bind(repair.expected.as_str().to_owned())
+        .bind(repair.phase_if_parked.map(|p| p.as_str().to_owned()))
         .execute(&mut *tx)
         .await
         .context("repairing an invoice")?;
@@ -407,6 +412,9 @@ pub struct StoredRun {
     pub repairs_succeeded: i64,
     /// JSON object of the drifts found per class.
     pub drifts_by_class: Option<String>,
+    /// Attempts started; an incomplete run is taken up again, from the seller-days not done,
+    /// while attempts are left.
+    pub attempts: i64,
 }
 
 /// A drift as stored.
@@ -461,27 +469,6 @@ pub struct DriftWrite {
     pub platform_state: Option<String>,
 }
 
-/// The totals a finished pass writes on its run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunTotals {
-    /// Every seller-day was compared. A pass that was not is recorded as failed.
-    pub complete: bool,
-    /// Why the pass failed, when it did (gaps, or an error recording it).
-    pub error: Option<String>,
-    pub repairs_attempted: u64,
-    pub repairs_succeeded: u64,
-    /// JSON object of the drifts found per class.
-    pub drifts_by_class: String,
-    pub local: u64,
-    pub remote: u64,
-    pub in_agreement: u64,
-    pub gaps_json: String,
-}
-
-fn count(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
 pub(super) const DRIFT_COLUMNS: &str = "id, invoice_number, seller_tax_id, issued_at, class, urgency, detail, \
      repair, outcome, first_run_id, last_run_id, first_seen_at, last_seen_at, status, closed_at, \
      resolved_by, resolution, repair_attempts, last_repair_at, local_state, platform_state";
@@ -521,7 +508,8 @@ pub(super) fn decode_drift(row: &sqlx::any::AnyRow) -> anyhow::Result<StoredDrif
 
 pub(super) const RUN_COLUMNS: &str = "id, kind, holder, dry_run, window_from, window_to, started_at, \
      finished_at, complete, local_count, remote_count, in_agreement, drift_count, gaps, status, \
-     triggered_by, reason, error, sellers, repairs_attempted, repairs_succeeded, drifts_by_class";
+     triggered_by, reason, error, sellers, repairs_attempted, repairs_succeeded, drifts_by_class, \
+     attempts";
 
 pub(super) fn decode_run(row: &sqlx::any::AnyRow) -> anyhow::Result<StoredRun> {
     let finished: Option<i64> = row.try_get("finished_at")?;
@@ -558,6 +546,7 @@ pub(super) fn decode_run(row: &sqlx::any::AnyRow) -> anyhow::Result<StoredRun> {
         repairs_attempted: row.try_get("repairs_attempted")?,
         repairs_succeeded: row.try_get("repairs_succeeded")?,
         drifts_by_class: row.try_get("drifts_by_class")?,
+        attempts: row.try_get("attempts")?,
     })
 }
 
@@ -619,7 +608,8 @@ impl Store {
     ) -> anyhow::Result<i64> {
         let row = sqlx::query(
             "INSERT INTO reconcile_runs (kind, holder, dry_run, window_from, window_to, \
-             started_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'running') RETURNING id",
+             started_at, status, attempts) VALUES ($1, $2, $3, $4, $5, $6, 'running', 1) \
+             RETURNING id",
         )
         .bind(kind.to_owned())
         .bind(holder.to_owned())
@@ -682,7 +672,8 @@ impl Store {
         Ok(id)
     }
 
-    /// Mark a queued run as started by `holder`; `false` if it was not queued any more.
+    /// Mark a queued run as started by `holder` (one more attempt of it); `false` if it was not
+    /// queued any more.
     pub async fn begin_run(
         &self,
         run: i64,
@@ -690,8 +681,8 @@ impl Store {
         started_at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let updated = sqlx::query(
-            "UPDATE reconcile_runs SET status = 'running', holder = $1, started_at = $2 \
-             WHERE id = $3 AND status = 'queued'",
+            "UPDATE reconcile_runs SET status = 'running', holder = $1, started_at = $2, \
+             attempts = attempts + 1 WHERE id = $3 AND status = 'queued'",
         )
         .bind(holder.to_owned())
         .bind(micros(started_at))
@@ -704,6 +695,7 @@ impl Store {
 
     /// Record that a run stopped without a report: it failed with `error`.
     pub async fn fail_run(&self, run: i64, error: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let mut tx = self.write.begin().await.context("starting to fail a run")?;
         sqlx::query(
             "UPDATE reconcile_runs SET status = 'failed', error = $1, finished_at = $2 \
              WHERE id = $3 AND status IN ('queued', 'running')",
@@ -711,32 +703,12 @@ impl Store {
         .bind(error.to_owned())
         .bind(micros(now))
         .bind(run)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await
         .context("recording a failed run")?;
+        super::reconcile_progress::forget_days(&mut tx, &[run]).await?;
+        tx.commit().await.context("recording a failed run")?;
         Ok(())
-    }
-
-    /// Runs left `running` by `holder` (a process that stopped mid-pass) are failed; runs left
-    /// `running` by anyone before `stale_before` too. Returns how many.
-    pub async fn fail_abandoned_runs(
-        &self,
-        holder: &str,
-        stale_before: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<u64> {
-        let updated = sqlx::query(
-            "UPDATE reconcile_runs SET status = 'failed', finished_at = $1, \
-             error = 'interrupted before it finished' \
-             WHERE status = 'running' AND (holder = $2 OR started_at < $3)",
-        )
-        .bind(micros(now))
-        .bind(holder.to_owned())
-        .bind(micros(stale_before))
-        .execute(&self.write)
-        .await
-        .context("failing abandoned runs")?;
-        Ok(updated.rows_affected())
     }
 
     /// Whether a pass of `kind` finished successfully at or after `since`: a scheduled pass
@@ -767,109 +739,5 @@ impl Store {
             .await
             .context("reading queued runs")?;
         rows.iter().map(decode_run).collect()
-    }
-
-    /// Record a finished pass: its totals, every drift it found (a drift already open for the
-    /// invoice and class is updated, not duplicated), and, when it compared every seller-day, the
-    /// closing of open drifts in its window of `sellers` that it no longer found.
-    pub async fn finish_run(
-        &self,
-        run: i64,
-        totals: &RunTotals,
-        found: &[DriftWrite],
-        window: (DateTime<Utc>, DateTime<Utc>),
-        sellers: &[String],
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
-        let mut tx = self
-            .write
-            .begin()
-            .await
-            .context("starting to record a run")?;
-        let status = if totals.complete && totals.error.is_none() {
-            "succeeded"
-        } else {
-            "failed"
-        };
-        sqlx::query(
-            "UPDATE reconcile_runs SET finished_at = $1, complete = $2, local_count = $3, \
-             remote_count = $4, in_agreement = $5, drift_count = $6, gaps = $7, status = $8, \
-             error = $9, repairs_attempted = $10, repairs_succeeded = $11, \
-             drifts_by_class = $12 WHERE id = $13",
-        )
-        .bind(micros(now))
-        .bind(i64::from(totals.complete))
-        .bind(count(totals.local))
-        .bind(count(totals.remote))
-        .bind(count(totals.in_agreement))
-        .bind(i64::try_from(found.len()).unwrap_or(i64::MAX))
-        .bind(totals.gaps_json.clone())
-        .bind(status.to_owned())
-        .bind(totals.error.clone())
-        .bind(count(totals.repairs_attempted))
-        .bind(count(totals.repairs_succeeded))
-        .bind(totals.drifts_by_class.clone())
-        .bind(run)
-        .execute(&mut *tx)
-        .await
-        .context("finishing a run")?;
-        for drift in found {
-            sqlx::query(
-                "INSERT INTO drifts (invoice_number, seller_tax_id, issued_at, class, urgency, \
-                 detail, repair, outcome, first_run_id, last_run_id, first_seen_at, last_seen_at, \
-                 status, repair_attempts, last_repair_at, local_state, platform_state) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $10, 'open', $11, $12, \
-                 $13, $14) \
-                 ON CONFLICT (invoice_number, class) WHERE status = 'open' DO UPDATE SET \
-                 urgency = excluded.urgency, detail = excluded.detail, repair = excluded.repair, \
-                 outcome = excluded.outcome, last_run_id = excluded.last_run_id, \
-                 last_seen_at = excluded.last_seen_at, \
-                 repair_attempts = drifts.repair_attempts + excluded.repair_attempts, \
-                 last_repair_at = COALESCE(excluded.last_repair_at, drifts.last_repair_at), \
-                 local_state = excluded.local_state, platform_state = excluded.platform_state",
-            )
-            .bind(drift.invoice_number.clone())
-            .bind(drift.seller_tax_id.clone())
-            .bind(micros(drift.issued_at))
-            .bind(drift.class.clone())
-            .bind(drift.urgency.clone())
-            .bind(drift.detail.clone())
-            .bind(drift.repair.clone())
-            .bind(drift.outcome.clone())
-            .bind(run)
-            .bind(micros(now))
-            .bind(i64::from(drift.repair_attempted))
-            .bind(drift.repair_attempted.then(|| micros(now)))
-            .bind(drift.local_state.map(|s| s.as_str().to_owned()))
-            .bind(drift.platform_state.clone())
-            .execute(&mut *tx)
-            .await
-            .context("recording a drift")?;
-        }
-        if totals.complete && !sellers.is_empty() {
-            let sql = format!(
-                "UPDATE drifts SET status = 'repaired', closed_at = $1, \
-                 resolved_by = 'system:reconciler', \
-                 resolution = 'a later complete pass found the invoice in agreement' \
-                 WHERE status = 'open' \
-                 AND last_run_id <> $2 AND issued_at >= $3 AND issued_at < $4 \
-                 AND seller_tax_id IN ({})",
-                super::placeholders(5, sellers.len())
-            );
-            let mut query = sqlx::query(&sql)
-                .bind(micros(now))
-                .bind(run)
-                .bind(micros(window.0))
-                .bind(micros(window.1));
-            for seller in sellers {
-                query = query.bind(seller.clone());
-            }
-            query
-                .execute(&mut *tx)
-                .await
-                .context("closing drifts that are gone")?;
-        }
-        tx.commit().await.context("recording a run")?;
-        Ok(())
     }
 }

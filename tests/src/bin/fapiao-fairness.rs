@@ -37,7 +37,10 @@ const GREEDY: &str = "fairness-greedy-token-01";
 const PROBE: &str = "fairness-probe-token-001";
 
 #[derive(Debug, Parser)]
-#[command(name = "fapiao-fairness", about = "How one greedy caller affects the others")]
+#[command(
+    name = "fapiao-fairness",
+    about = "How one greedy caller affects the others"
+)]
 struct Args {
     /// The `fapiao` binary to start.
     #[arg(long)]
@@ -86,8 +89,8 @@ impl Drop for Server {
 impl Server {
     /// Resident memory of the server, in MiB.
     fn rss_mib(&self) -> f64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -284,7 +287,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let server = start(&args.serve, args.limits == "off")?;
     let address = server.address.clone();
-    println!("limits {}  server rss at start {:.0} MiB", args.limits, server.rss_mib());
+    println!(
+        "limits {}  server rss at start {:.0} MiB",
+        args.limits,
+        server.rss_mib()
+    );
     let numbers = preload(&address, args.invoices).await?;
     settled(&address).await?;
     println!(
@@ -324,7 +331,9 @@ async fn main() -> anyhow::Result<()> {
     let mut sockets = Vec::new();
     for _ in 0..args.idle {
         let mut socket = tokio::net::TcpStream::connect(&address).await?;
-        socket.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await?;
+        socket
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await?;
         socket.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await?;
         sockets.push(socket);
     }

@@ -7,31 +7,36 @@
 //!     --database postgres://postgres@127.0.0.1:5432/postgres
 //! ```
 //!
-//! It issues `--invoices` invoices of one seller through the store's own issuing path, spread over
-//! the previous China day (with `ANALYZE` as it goes, as autovacuum would), marks them recorded,
-//! and writes the same invoices into a sandbox
-//! platform journal. A `fapiao sandbox` process replays that journal and serves the platform's
-//! listing over the real encrypted, signed protocol. Then one pass (with repairs on) compares
-//! the day and the numbers are printed: the pass's wall time, and this process's peak resident
-//! memory before and after it. Preparing is not timed. PostgreSQL gets a fresh database, dropped
-//! at the end.
+//! It prepares `--invoices` invoices of one seller over the previous China day with the harness's
+//! [`fapiao_tests::busy_day`] (issued through the store's own issuing path, recorded, and written
+//! into a sandbox platform journal). A `fapiao sandbox` process replays that journal and serves the
+//! platform's listing over the real encrypted, signed protocol, answering `--busy` of the listing
+//! calls "busy" and leaving `--timeouts` of them unanswered past the client's `--timeout` (with a
+//! fixed seed, so a run's faults fall on the same calls every time). Then one pass (with repairs
+//! on, and failed listing pages read again up to `--page-attempts` times with the default
+//! back-off) compares the day and the numbers are printed: the pass's wall time, the pages read
+//! again, and this process's peak resident memory before and after it. Preparing is not timed.
+//! PostgreSQL gets a fresh database, dropped at the end.
+//!
+//! ```sh
+//! target/release/fapiao-reconcile-bench --fapiao target/release/fapiao --invoices 100000 \
+//!     --busy 5% --timeouts 5% --timeout 2s
+//! ```
 
 #![allow(clippy::print_stdout)]
 
 use anyhow::Context;
-use chrono::{DateTime, Days, TimeDelta, Utc};
+use chrono::{Days, Utc};
 use clap::Parser;
-use fapiao_invoice::taxpayer::TaxpayerId;
-use fapiao_reconciler::pass::{Window, day_start};
 use fapiao_services::clock::{SystemClock, china_offset};
-use fapiao_services::issuance::{content_digest, quota_fen};
+use fapiao_services::platform::TaxPlatform;
 use fapiao_services::platform::client::{HttpPlatform, credentials_from_parts};
-use fapiao_services::platform::{NumberRange, TaxPlatform};
-use fapiao_services::reconciling::{Passes, ReconcileConfig, platform_digest};
-use fapiao_services::store::{IssueItem, IssueOutcome, PendingDownload, Store, StoreOptions};
-use fapiao_tests::sample::{self, DEMO_SELLER};
+use fapiao_services::reconciling::{IfIncomplete, Passes, ReconcileConfig};
+use fapiao_services::store::{Store, StoreOptions};
+use fapiao_tests::busy_day::{self, BusyDay};
+use fapiao_tests::sample::DEMO_SELLER;
 use sqlx::Connection as _;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -52,15 +57,25 @@ struct Args {
     /// `sqlite`, or the URL of a PostgreSQL server whose role may create databases.
     #[arg(long, default_value = "sqlite")]
     database: String,
+    /// Share of listing calls the sandbox answers "busy", e.g. `5%`.
+    #[arg(long, default_value = "0%")]
+    busy: String,
+    /// Share of listing calls the sandbox leaves unanswered past the client's timeout, e.g. `5%`.
+    #[arg(long, default_value = "0%")]
+    timeouts: String,
+    /// The client's timeout for one platform call; an unanswered call hangs twice as long.
+    #[arg(long, default_value = "5s", value_parser = humantime_serde::re::humantime::parse_duration)]
+    timeout: Duration,
+    /// Reads of one listing page, the first included (`reconcile.page_attempts`); 1 reads no
+    /// page again, as passes did before failed pages were retried.
+    #[arg(long, default_value_t = ReconcileConfig::default().page_attempts)]
+    page_attempts: u32,
 }
 
 const UNIT: &str = "BENCH-UNIT";
 const USER: &str = "BENCH-USER";
 const SM4: &str = "00112233445566778899aabbccddeeff";
 const HMAC: &str = "a-signing-key-for-the-benchmark";
-/// Invoices issued per store transaction while preparing.
-const BATCH: u64 = 500;
-
 struct Sandbox(Child);
 
 impl Drop for Sandbox {
@@ -119,21 +134,22 @@ async fn run(args: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()
     })
     .await?;
     store.migrate().await?;
-    let seller = TaxpayerId::parse(DEMO_SELLER)?;
     let today = Utc::now().with_timezone(&china_offset()).date_naive();
-    let day = today
-        .checked_sub_days(Days::new(1))
-        .context("no previous day")?;
-    let window = Window {
-        from: day_start(day),
-        to: day_start(today),
+    let busy = BusyDay {
+        day: today
+            .checked_sub_days(Days::new(1))
+            .context("no previous day")?,
+        invoices: args.invoices,
+        first: "26312000000000000001".parse()?,
     };
+    let window = busy.window()?;
     let prepared = Instant::now();
     let journal = dir.join("sandbox.jsonl");
-    prepare(&store, &seller, args.invoices, window, &journal, url).await?;
+    busy_day::prepare(&store, url, &busy, &journal).await?;
     println!(
-        "prepared {} invoices of {day} in {:.1?}",
+        "prepared {} invoices of {} in {:.1?}",
         args.invoices,
+        busy.day,
         prepared.elapsed()
     );
 
@@ -141,9 +157,14 @@ async fn run(args: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()
     std::fs::write(
         &config,
         format!(
-            "[sandbox]\nlisten = \"127.0.0.1:0\"\nstate_file = {:?}\n\n[[sandbox.units]]\n\
-             unit_id = \"{UNIT}\"\nuser_id = \"{USER}\"\nsm4_key = \"{SM4}\"\nhmac_key = \"{HMAC}\"\n",
-            journal.display().to_string()
+            "[sandbox]\nlisten = \"127.0.0.1:0\"\nstate_file = {:?}\nseed = 7\n\n[[sandbox.units]]\n\
+             unit_id = \"{UNIT}\"\nuser_id = \"{USER}\"\nsm4_key = \"{SM4}\"\nhmac_key = \"{HMAC}\"\n\n\
+             [sandbox.faults]\nbusy_rate = {:?}\ntimeout_rate = {:?}\ntimeout_hang = \"{}ms\"\n\
+             services = [\"CXQDFPLB\"]\n",
+            journal.display().to_string(),
+            args.busy,
+            args.timeouts,
+            args.timeout.as_millis().saturating_mul(2),
         ),
     )?;
     let started = Instant::now();
@@ -184,14 +205,17 @@ async fn run(args: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()
     let platform: Arc<dyn TaxPlatform> = Arc::new(HttpPlatform::new(
         &format!("http://{address}"),
         credentials,
-        Duration::from_secs(60),
+        args.timeout,
         &fapiao_services::platform::client::ClientConfig::default().capability,
     )?);
     let passes = Passes {
         store: store.clone(),
         platform,
         clock: Arc::new(SystemClock),
-        config: ReconcileConfig::default(),
+        config: ReconcileConfig {
+            page_attempts: args.page_attempts,
+            ..ReconcileConfig::default()
+        },
         sellers: vec![DEMO_SELLER.to_owned()],
         holder: "bench".to_owned(),
         metrics: None,
@@ -208,18 +232,26 @@ async fn run(args: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()
     let before = peak_mib();
     let timer = Instant::now();
     let report = passes
-        .execute(run, window, &passes.sellers, false, &|_| {})
+        .execute(
+            run,
+            window,
+            &passes.sellers,
+            false,
+            IfIncomplete::Fail,
+            &|_| {},
+        )
         .await?;
     let took = timer.elapsed();
     let after = peak_mib();
     println!(
         "pass: {took:.2?} for {} local and {} platform invoices, {} in agreement, {} drifts, \
-         complete: {}",
+         complete: {}, listing pages read again: {}",
         report.local,
         report.remote,
         report.in_agreement,
         report.drifts.len(),
-        report.complete()
+        report.complete(),
+        report.page_retries
     );
     println!(
         "peak resident memory of this process: {} MiB before the pass, {} MiB after",
@@ -230,92 +262,8 @@ async fn run(args: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()
     store.close().await;
     anyhow::ensure!(
         report.complete() && report.drifts.is_empty() && report.local == args.invoices,
-        "the pass did not find the day in agreement"
+        "the pass did not find the day in agreement: {:?}",
+        report.gaps.first()
     );
-    Ok(())
-}
-
-/// Issue the day's invoices through the store, mark them recorded, and journal the same invoices
-/// as the platform's records.
-async fn prepare(
-    store: &Store,
-    seller: &TaxpayerId,
-    count: u64,
-    window: Window,
-    journal: &std::path::Path,
-    url: &str,
-) -> anyhow::Result<()> {
-    let at = window.from;
-    let first: fapiao_invoice::number::InvoiceNumber = "26312000000000000001".parse()?;
-    let last: fapiao_invoice::number::InvoiceNumber = format!("263120{:014}", count + 1).parse()?;
-    store
-        .add_number_range(seller, &NumberRange { first, last }, at)
-        .await?;
-    let download = PendingDownload {
-        serial: "bench".into(),
-        asked_fen: i64::MAX / 4,
-    };
-    store.begin_quota_download(seller, &download, at).await?;
-    store
-        .complete_quota_download(seller, "bench", i64::MAX / 4)
-        .await?;
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(url).await?;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(journal)?);
-    let step = TimeDelta::microseconds(86_400_000_000 / i64::try_from(count.max(1))?);
-    let mut issued = 0u64;
-    while issued < count {
-        let n = BATCH.min(count - issued);
-        let items: Vec<IssueItem> = (issued..issued + n)
-            .map(|i| {
-                let content = sample::content(
-                    DEMO_SELLER,
-                    &format!("bench-{i}"),
-                    &format!("{}", 100 + i % 900),
-                );
-                IssueItem {
-                    seller_tax_id: DEMO_SELLER.to_owned(),
-                    request_id: content.request_id.clone(),
-                    content_sm3: content_digest(&content),
-                    quota_fen: quota_fen(&content),
-                    content,
-                    actor: "bench".to_owned(),
-                }
-            })
-            .collect();
-        let when: DateTime<Utc> = at + step * i32::try_from(issued)?;
-        for outcome in store.issue_batch(&items, when).await? {
-            let IssueOutcome::Issued(stored) = outcome else {
-                anyhow::bail!("an invoice was not issued: {outcome:?}");
-            };
-            let line = serde_json::json!({
-                "event": "recorded",
-                "seller": DEMO_SELLER,
-                "number": stored.number.to_string(),
-                "issued_at": stored.issued_at,
-                "recorded_at": stored.issued_at,
-                "content_sm3": platform_digest(&stored.content),
-                "content": stored.content,
-            });
-            serde_json::to_writer(&mut out, &line)?;
-            out.write_all(b"\n")?;
-        }
-        issued += n;
-        // Keep the planner's statistics current as a maintained database would (autovacuum may
-        // be off on a test server).
-        if issued % 100_000 < BATCH {
-            sqlx::query("ANALYZE").execute(&pool).await?;
-        }
-    }
-    out.flush()?;
-    // The platform holds them all: locally they are recorded, with no work left.
-    sqlx::query(
-        "UPDATE invoices SET state = 'RECORDED', upload_phase = NULL, next_attempt_at = NULL, \
-         archive_due_at = NULL",
-    )
-    .execute(&pool)
-    .await?;
-    sqlx::query("ANALYZE").execute(&pool).await?;
-    pool.close().await;
     Ok(())
 }
