@@ -21,7 +21,7 @@ pub const MAX_VIOLATIONS: usize = 50;
 const MAX_ECHO: usize = 64;
 
 /// Most characters of a message that quotes caller-sent text among its own words.
-const MAX_MESSAGE: usize = 300;
+const MAX_MESSAGE: usize = 200;
 
 /// `text` as it may be echoed back: at most [`MAX_ECHO`] characters, control characters shown
 /// as `�`, and `…` where it was cut.

@@ -9,7 +9,9 @@
 //! `--silent` TCP connections that never send a byte. It prints both latency distributions, their
 //! p99 ratio, what the watchers got, and the server's resident memory along the way.
 //!
-//! `--limits off` runs the same with the server's limits out of the way, for comparison.
+//! The stalled streams belong to a caller of their own, so the reading watches are the greedy
+//! caller's alone. `--limits off` runs the same with the server's limits out of the way, for
+//! comparison.
 
 // A command-line report: printing is its output, and percentiles are statistics, not money.
 #![allow(
@@ -35,6 +37,7 @@ use tonic::transport::Channel;
 const LOADER: &str = "fairness-loader-token-01";
 const GREEDY: &str = "fairness-greedy-token-01";
 const PROBE: &str = "fairness-probe-token-001";
+const STALLED: &str = "fairness-stalled-token-1";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -102,7 +105,12 @@ impl Server {
 fn start(binary: &std::path::Path, limits_off: bool) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let mut config = String::new();
-    for (name, token) in [("loader", LOADER), ("greedy", GREEDY), ("probe", PROBE)] {
+    for (name, token) in [
+        ("loader", LOADER),
+        ("greedy", GREEDY),
+        ("probe", PROBE),
+        ("stalled", STALLED),
+    ] {
         config.push_str(&format!(
             "[[tokens]]\nname = \"{name}\"\ntoken = \"{token}\"\nroles = [\"issuer\"]\nsellers = [\"*\"]\n\n"
         ));
@@ -197,9 +205,25 @@ async fn preload(address: &str, count: u64) -> anyhow::Result<Vec<String>> {
     Ok(numbers)
 }
 
-/// Wait until nothing waits for the platform.
+/// Wait until nothing waits for the platform and the newest invoices' files are archived (the
+/// archive worker goes oldest first), so the quiet measurement is quiet.
 async fn settled(address: &str) -> anyhow::Result<()> {
     let mut client = client(address, LOADER).await?;
+    loop {
+        let newest = client
+            .list_invoices(v1::ListInvoicesRequest {
+                seller_tax_id: sample::DEMO_SELLER.into(),
+                page_size: 50,
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .invoices;
+        if newest.iter().all(|i| i.files.len() == 3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     loop {
         let waiting = client
             .list_invoices(v1::ListInvoicesRequest {
@@ -274,7 +298,7 @@ fn line(name: &str, h: &Histogram<u64>, errors: u64) -> String {
     )
 }
 
-/// What the greedy caller got: streams admitted and refused, events read.
+/// What the greedy callers got: streams admitted and refused, events read.
 #[derive(Default)]
 struct Greed {
     admitted: AtomicU64,
@@ -301,11 +325,24 @@ async fn main() -> anyhow::Result<()> {
     );
     let (quiet, quiet_errors) = probe(&address, &numbers, args.rate, args.duration).await?;
 
-    // The greedy caller: watches from the start, stalled watches, idle and silent connections.
+    // The greedy caller: stalled watches first (to weigh what one holds), then watches that
+    // read, idle and silent connections.
     let greed = Arc::new(Greed::default());
     let mut holding = Vec::new();
-    for reading in (0..args.watchers + args.stalled).map(|i| i < args.watchers) {
-        let mut client = client(&address, GREEDY).await?;
+    let rss_before_stalled = server.rss_mib();
+    let order = (0..args.stalled)
+        .map(|_| false)
+        .chain((0..args.watchers).map(|_| true));
+    for (n, reading) in order.enumerate() {
+        if n == args.stalled && args.stalled > 0 {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            println!(
+                "{} stalled watches from the start hold {:.1} MiB in all",
+                greed.admitted.load(Ordering::Relaxed),
+                server.rss_mib() - rss_before_stalled
+            );
+        }
+        let mut client = client(&address, if reading { GREEDY } else { STALLED }).await?;
         let greed = greed.clone();
         holding.push(tokio::spawn(async move {
             let answer = client

@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cells;
+mod support;
 mod world;
 
 use cells::{Answer, Rpc, Target, call};
@@ -350,7 +351,7 @@ async fn every_rpc_applies_the_callers_scope(db: TestDatabase) {
 
 /// What the refused cells would have changed of B is as it was.
 async fn nothing_of_the_other_seller_changed(w: &World) {
-    let mut ops = cells::ops(w, ADMIN);
+    let mut ops = support::ops(w, ADMIN);
     let drifts = ops
         .list_drifts(v1::ListDriftsRequest {
             seller_tax_id: B.into(),

@@ -47,9 +47,9 @@ impl Default for ServerConfig {
         Self {
             calls_per_caller: 256,
             calls_total: 1024,
-            streams_per_caller: 16,
+            streams_per_caller: 8,
             streams_total: 512,
-            catch_up_rate: 2_000,
+            catch_up_rate: 1_000,
             stream_buffer: 32,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),

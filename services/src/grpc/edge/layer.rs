@@ -205,16 +205,9 @@ const MAX_DETAILS_HEADER: usize = 12 * 1024;
 fn fit(headers: &mut http::HeaderMap) {
     if let Some(message) = headers.get("grpc-message")
         && message.len() > MAX_MESSAGE_HEADER
+        && let Ok(cut) = http::HeaderValue::from_bytes(&shortened(message.as_bytes()))
     {
-        let bytes = message.as_bytes();
-        let mut end = MAX_MESSAGE_HEADER;
-        // Never end inside a %XX escape.
-        if let Some(percent) = bytes[end - 2..end].iter().position(|b| *b == b'%') {
-            end = end - 2 + percent;
-        }
-        if let Ok(cut) = http::HeaderValue::from_bytes(&bytes[..end]) {
-            headers.insert("grpc-message", cut);
-        }
+        headers.insert("grpc-message", cut);
     }
     if headers
         .get("grpc-status-details-bin")
@@ -223,6 +216,43 @@ fn fit(headers: &mut http::HeaderMap) {
         headers.remove("grpc-status-details-bin");
         tracing::warn!("status details too large to send were dropped");
     }
+}
+
+/// A percent-encoded `grpc-message` cut to at most a third of [`MAX_MESSAGE_HEADER`] decoded
+/// bytes, on a character boundary, with `…` where it was cut, and encoded again.
+fn shortened(encoded: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut decoded = Vec::with_capacity(encoded.len());
+    let mut i = 0;
+    while i < encoded.len() {
+        match (encoded[i], encoded.get(i + 1), encoded.get(i + 2)) {
+            (b'%', Some(&high), Some(&low)) if hex(high).is_some() && hex(low).is_some() => {
+                let value = hex(high).unwrap_or(0) * 16 + hex(low).unwrap_or(0);
+                decoded.push(u8::try_from(value).unwrap_or(b'?'));
+                i += 3;
+            }
+            (byte, _, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    decoded.truncate(MAX_MESSAGE_HEADER / 3 - 3);
+    let whole = match std::str::from_utf8(&decoded) {
+        Ok(text) => text.len(),
+        Err(error) => error.valid_up_to(),
+    };
+    decoded.truncate(whole);
+    decoded.extend_from_slice("…".as_bytes());
+    let mut out = Vec::with_capacity(decoded.len() * 3);
+    for byte in decoded {
+        if byte.is_ascii_graphic() && byte != b'%' || byte == b' ' {
+            out.push(byte);
+        } else {
+            out.extend_from_slice(format!("%{byte:02X}").as_bytes());
+        }
+    }
+    out
 }
 
 /// The answer, its body holding what the call holds until the body is done or dropped.
@@ -337,6 +367,23 @@ mod tests {
 
     fn status_of(answer: &http::Response<Body>) -> Status {
         Status::from_header_map(answer.headers()).expect("a grpc-status header")
+    }
+
+    #[test]
+    fn a_long_message_is_cut_on_a_character_and_still_decodes() {
+        let long = format!("RED_LETTER_FORM_NOT_FOUND: {}", "票".repeat(2_000));
+        let mut headers = http::HeaderMap::new();
+        let status = Status::not_found(long);
+        status.add_header(&mut headers).unwrap();
+        assert!(headers["grpc-message"].len() > MAX_MESSAGE_HEADER);
+        fit(&mut headers);
+        assert!(headers["grpc-message"].len() <= MAX_MESSAGE_HEADER);
+        let read = Status::from_header_map(&headers).unwrap();
+        assert!(
+            read.message()
+                .starts_with("RED_LETTER_FORM_NOT_FOUND: 票票")
+        );
+        assert!(read.message().ends_with("票…"), "{}", read.message());
     }
 
     #[tokio::test]
