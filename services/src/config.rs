@@ -105,6 +105,9 @@ pub struct DatabaseConfig {
     /// Longest wait for a free connection before a call fails as unavailable.
     #[serde(with = "humantime_serde")]
     pub acquire_timeout: std::time::Duration,
+    /// SQLite: the most memory (MiB) all connections' page caches take together, half for the
+    /// writer and the rest shared by the readers. Ignored by PostgreSQL.
+    pub sqlite_cache_mib: u32,
 }
 
 impl Default for DatabaseConfig {
@@ -113,6 +116,7 @@ impl Default for DatabaseConfig {
             url: None,
             max_connections: 8,
             acquire_timeout: std::time::Duration::from_secs(10),
+            sqlite_cache_mib: crate::store::StoreOptions::SQLITE_CACHE_MIB,
         }
     }
 }
@@ -153,6 +157,7 @@ impl Config {
             url: self.database_url(),
             max_connections,
             acquire_timeout: self.database.acquire_timeout,
+            sqlite_cache_mib: self.database.sqlite_cache_mib,
         })
         .await?;
         store.migrate().await?;

@@ -454,6 +454,7 @@ async fn the_archive_cli_gets_and_verifies_files_and_detects_tampering() {
         url: format!("sqlite://{}", db.display()),
         max_connections: 1,
         acquire_timeout: Duration::from_secs(5),
+        sqlite_cache_mib: fapiao_services::store::StoreOptions::SQLITE_CACHE_MIB,
     })
     .await
     .unwrap();
@@ -663,6 +664,7 @@ async fn one_pass_at_a_time_across_processes_on_one_postgres() {
         url: url.clone(),
         max_connections: 2,
         acquire_timeout: Duration::from_secs(5),
+        sqlite_cache_mib: fapiao_services::store::StoreOptions::SQLITE_CACHE_MIB,
     })
     .await
     .unwrap();

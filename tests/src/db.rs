@@ -113,6 +113,7 @@ pub async fn open_store(url: &str) -> fapiao_services::store::Store {
         url: url.to_owned(),
         max_connections: 4,
         acquire_timeout: std::time::Duration::from_secs(10),
+        sqlite_cache_mib: fapiao_services::store::StoreOptions::SQLITE_CACHE_MIB,
     })
     .await
     .expect("connecting to the test database")

@@ -575,6 +575,7 @@ async fn block_archive_writes(db: &TestDatabase) -> (std::path::PathBuf, Store) 
         url: db.url.clone(),
         max_connections: 1,
         acquire_timeout: Duration::from_secs(5),
+        sqlite_cache_mib: fapiao_services::store::StoreOptions::SQLITE_CACHE_MIB,
     })
     .await
     .unwrap();

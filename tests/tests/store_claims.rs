@@ -36,6 +36,7 @@ async fn store_with_invoices(db: &TestDatabase, count: u64) -> (Store, Vec<Invoi
         url: db.url.clone(),
         max_connections: 4,
         acquire_timeout: std::time::Duration::from_secs(10),
+        sqlite_cache_mib: fapiao_services::store::StoreOptions::SQLITE_CACHE_MIB,
     })
     .await
     .unwrap();

@@ -38,6 +38,7 @@ async fn open(db: &TestDatabase) -> Store {
         url: db.url.clone(),
         max_connections: 8,
         acquire_timeout: Duration::from_secs(10),
+        sqlite_cache_mib: fapiao_services::store::StoreOptions::SQLITE_CACHE_MIB,
     })
     .await
     .expect("connecting");

@@ -58,6 +58,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Which database is behind the pool.
@@ -212,6 +213,21 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long to wait for a connection before failing a call.
     pub acquire_timeout: Duration,
+    /// SQLite: the most memory, in MiB, the page caches of all connections take together (half
+    /// for the writer, the rest shared by the readers). Ignored by PostgreSQL.
+    pub sqlite_cache_mib: u32,
+}
+
+impl StoreOptions {
+    /// The SQLite page cache of all connections together, unless configured.
+    pub const SQLITE_CACHE_MIB: u32 = 128;
+
+    /// Page cache of the writer and of each reader, in KiB.
+    fn sqlite_cache_kib(&self) -> (u32, u32) {
+        let half = self.sqlite_cache_mib.saturating_mul(1024) / 2;
+        let reader = half / self.max_connections.max(1);
+        (half.max(1024), reader.max(1024))
+    }
 }
 
 /// The store. Cheap to clone.
@@ -244,8 +260,10 @@ impl Store {
         match backend {
             Backend::Sqlite => {
                 create_sqlite_folder(&options.url)?;
-                let write = sqlite_pool(1, options).await?;
-                let read = sqlite_pool(options.max_connections.max(1), options).await?;
+                let (writer_cache, reader_cache) = options.sqlite_cache_kib();
+                let write = sqlite_pool(1, writer_cache, options).await?;
+                let read =
+                    sqlite_pool(options.max_connections.max(1), reader_cache, options).await?;
                 Ok(Self {
                     read,
                     write,
@@ -334,18 +352,21 @@ fn create_sqlite_folder(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn sqlite_pool(max: u32, options: &StoreOptions) -> anyhow::Result<AnyPool> {
+/// A pool of `max` SQLite connections, each with a page cache of `cache_kib`.
+async fn sqlite_pool(max: u32, cache_kib: u32, options: &StoreOptions) -> anyhow::Result<AnyPool> {
+    let pragmas: Arc<str> = format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+         PRAGMA cache_size = -{cache_kib}"
+    )
+    .into();
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(options.acquire_timeout)
-        .after_connect(|conn, _| {
+        .after_connect(move |conn, _| {
+            let pragmas = pragmas.clone();
             Box::pin(async move {
-                conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                     PRAGMA cache_size = -65536",
-                )
-                .await?;
+                conn.execute(&*pragmas).await?;
                 Ok(())
             })
         })
@@ -445,5 +466,32 @@ mod tests {
             Backend::Postgres
         );
         assert!(Backend::from_url("mysql://u@h/db").is_err());
+    }
+
+    #[tokio::test]
+    async fn sqlite_page_caches_share_the_configured_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            url: format!("sqlite://{}/cache.db?mode=rwc", dir.path().display()),
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(5),
+            sqlite_cache_mib: 64,
+        };
+        assert_eq!(options.sqlite_cache_kib(), (32 * 1024, 8 * 1024));
+        let store = Store::connect(&options).await.unwrap();
+        let cache = |pool: AnyPool| async move {
+            let row = sqlx::query("PRAGMA cache_size")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            row.try_get::<i64, _>(0).unwrap()
+        };
+        assert_eq!(cache(store.write.clone()).await, -32 * 1024);
+        assert_eq!(cache(store.read.clone()).await, -8 * 1024);
+        let tiny = StoreOptions {
+            sqlite_cache_mib: 0,
+            ..options
+        };
+        assert_eq!(tiny.sqlite_cache_kib(), (1024, 1024), "at least 1 MiB each");
     }
 }

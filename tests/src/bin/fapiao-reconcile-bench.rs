@@ -131,6 +131,7 @@ async fn run(args: &Args, url: &str, dir: &std::path::Path) -> anyhow::Result<()
         url: url.to_owned(),
         max_connections: 4,
         acquire_timeout: Duration::from_secs(30),
+        sqlite_cache_mib: fapiao_services::store::StoreOptions::SQLITE_CACHE_MIB,
     })
     .await?;
     store.migrate().await?;

@@ -44,6 +44,7 @@ mod faults;
 mod http;
 mod journal;
 mod service;
+mod shelf;
 mod state;
 mod stats;
 #[cfg(test)]
@@ -361,6 +362,12 @@ fn settings(config: &SandboxConfig) -> anyhow::Result<Settings> {
         max_range: config.max_range,
         monthly_quota: config.monthly_quota,
         overrides,
+        scratch_dir: config
+            .state_file
+            .as_deref()
+            .and_then(std::path::Path::parent)
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map(std::path::Path::to_owned),
     })
 }
 

@@ -256,7 +256,15 @@ fn record(
     let mut ledger = shared.ledger();
     ledger.catch_up(now);
     for (index, invoice) in prepared.into_iter().enumerate() {
-        let outcome = match ledger.state.judge(seller, &invoice) {
+        let judgement = match ledger.state.judge(seller, &invoice) {
+            Ok(judgement) => judgement,
+            Err(busy) => {
+                // What was recorded so far stays recorded; the retried upload finds it again.
+                ledger.finish()?;
+                return Err(busy.into());
+            }
+        };
+        let outcome = match judgement {
             Judgement::Accept if dropped.get(index).copied().unwrap_or(false) => {
                 counts.dropped += 1;
                 UploadOutcome::Recorded
@@ -318,7 +326,7 @@ fn upload_result(
     let seller = seller(&request.nsrsbh)?;
     let mut reply = {
         let ledger = shared.ledger();
-        match ledger.state.upload_result(&seller, &request.sllsh, now) {
+        match ledger.state.upload_result(&seller, &request.sllsh, now)? {
             None => {
                 return Err(Rejection::new(codes::RECEIPT_NOT_FOUND, "受理流水号不存在").into());
             }
@@ -368,14 +376,14 @@ fn query_invoice(shared: &Shared, body: &str) -> Result<Vec<u8>, Failure> {
         let ledger = shared.ledger();
         let record = ledger
             .state
-            .invoice(&seller, &request.fphm)
+            .invoice(&seller, &request.fphm)?
             .ok_or_else(|| not_found(&request.fphm))?;
         messages::InvoiceReply {
             fphm: request.fphm,
             kprq: record.issued_at,
             rksj: record.recorded_at,
             fpzt: record.state().into(),
-            fpnr: record.content.clone(),
+            fpnr: record.content,
         }
     };
     Ok(success(&reply))
@@ -393,13 +401,14 @@ fn list(shared: &Shared, body: &str) -> Result<Vec<u8>, Failure> {
     }
     let reply = {
         let ledger = shared.ledger();
-        let (rows, next) = ledger
-            .state
-            .day_page(&seller, request.kprq, request.ym, request.mysl);
+        let (rows, next) =
+            ledger
+                .state
+                .day_page(&seller, request.kprq, request.ym, request.mysl)?;
         messages::ListReply {
             fplb: rows
                 .into_iter()
-                .map(|(number, record)| list_item(number, record))
+                .map(|(number, record)| list_item(number, &record))
                 .collect(),
             xyym: next,
         }
@@ -429,7 +438,7 @@ fn usage(shared: &Shared, body: &str) -> Result<Vec<u8>, Failure> {
     let usage = shared
         .ledger()
         .state
-        .invoice(&seller, &request.fphm)
+        .invoice(&seller, &request.fphm)?
         .map(|record| record.usage)
         .ok_or_else(|| not_found(&request.fphm))?;
     Ok(success(&messages::UsageReply {

@@ -3,8 +3,10 @@
 //!
 //! Every change is an [`Event`]: an operation first decides (reading the state, the time passed
 //! in) and returns the events it wants, then [`State::apply`] makes them happen. Replaying a journal
-//! is applying its events again. It must not do I/O, read a clock or sleep; lookups are hash or
-//! B-tree lookups, never scans of all invoices (except the admin listing).
+//! is applying its events again. It must not read a clock or sleep, nor do I/O beyond its
+//! [`records`], which keep recorded invoices and upload results in a scratch file
+//! ([`super::shelf`]) so that memory does not grow with every invoice; a record that cannot be read
+//! back is answered `SYSTEM_BUSY`. Lookups are hash or B-tree lookups, never scans of all invoices.
 //!
 //! Business time is the sandbox's clock plus an offset the admin API advances (journaled as
 //! [`Event::ClockOffsetSet`], so it survives a restart with a journal). Every business decision
@@ -21,15 +23,24 @@ use fapiao_invoice::taxpayer::{TaxpayerId, TaxpayerIdKind};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::checks::{self, BlueView, Rejection};
-use crate::clock::{china_day, china_offset};
+use super::checks::Rejection;
+use super::shelf::Shelf;
+use crate::clock::china_offset;
 use crate::platform::protocol::messages::codes;
-use crate::platform::{RemoteForm, RemoteState, UploadItemResult, UsageStatus};
+use crate::platform::{RemoteForm, UploadItemResult, UsageStatus};
 use fapiao_invoice::redletter::FormStatus;
 
 mod forms;
+mod records;
+#[cfg(test)]
+mod tests;
+mod uploads;
 
 pub(crate) use forms::{BuyerAnswerError, Filing, FormBook, FormLines, status_text};
+pub(crate) use records::Record;
+use records::{Records, Upload};
+use uploads::busy;
+pub(crate) use uploads::{Judgement, Prepared, UploadView};
 
 /// The fixed settings the state is run with.
 #[derive(Debug, Clone)]
@@ -41,6 +52,9 @@ pub(crate) struct Settings {
     pub monthly_quota: Decimal,
     /// Per-seller allotment and monthly quota from the configuration.
     pub overrides: HashMap<TaxpayerId, (Option<u64>, Option<Decimal>)>,
+    /// Folder of the scratch file recorded invoices are kept in ([`super::shelf`]); the system's
+    /// temporary folder when `None`.
+    pub scratch_dir: Option<std::path::PathBuf>,
 }
 
 /// The furthest business time may run ahead of the sandbox's clock: 100 years, in seconds.
@@ -109,44 +123,12 @@ pub(crate) enum Event {
     },
 }
 
-/// A recorded invoice.
-#[derive(Debug, Clone)]
-pub(crate) struct Record {
-    pub seller: TaxpayerId,
-    pub issued_at: DateTime<Utc>,
-    pub recorded_at: DateTime<Utc>,
-    pub content: InvoiceContent,
-    pub content_sm3: String,
-    /// Tax-inclusive amount reversed by recorded red invoices (positive).
-    pub reversed: Decimal,
-    pub usage: UsageStatus,
-}
-
-impl Record {
-    pub fn state(&self) -> RemoteState {
-        if self.reversed.is_zero() {
-            RemoteState::Normal
-        } else if self.reversed >= self.content.totals.total {
-            RemoteState::FullyReversed
-        } else {
-            RemoteState::PartiallyReversed
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 struct SellerState {
     reserved: u64,
     allotment: u64,
     monthly_quota: Decimal,
     downloaded: HashMap<u32, Decimal>,
-}
-
-#[derive(Debug, Clone)]
-struct Upload {
-    seller: TaxpayerId,
-    ready_at: DateTime<Utc>,
-    items: Vec<UploadItemResult>,
 }
 
 /// The seller's quota of one month.
@@ -167,32 +149,6 @@ pub(crate) enum Grant {
     New(Decimal, Event),
 }
 
-/// An uploaded invoice, decoded and hashed before the state is locked.
-#[derive(Debug, Clone)]
-pub(crate) struct Prepared {
-    pub number: InvoiceNumber,
-    pub issued_at: DateTime<Utc>,
-    pub content: InvoiceContent,
-    pub content_sm3: String,
-}
-
-/// What the platform makes of one uploaded invoice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Judgement {
-    /// New and valid: record it.
-    Accept,
-    /// Already recorded with the same content: recorded again, idempotently.
-    Duplicate,
-    Reject(Rejection),
-}
-
-/// An upload's result as a query sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum UploadView<'a> {
-    Pending,
-    Done(&'a [UploadItemResult]),
-}
-
 /// A seller's allotment and quota, as the admin API shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SellerView {
@@ -201,6 +157,9 @@ pub struct SellerView {
     pub numbers_remaining: u64,
     pub monthly_quota: Decimal,
 }
+
+/// One page of a seller-day's recorded invoices, and the next page when there is one.
+pub(crate) type DayPage = (Vec<(InvoiceNumber, Record)>, Option<u32>);
 
 /// The platform's whole state.
 #[derive(Debug)]
@@ -211,9 +170,7 @@ pub(crate) struct State {
     ranges: BTreeMap<InvoiceNumber, (InvoiceNumber, TaxpayerId)>,
     sellers: HashMap<TaxpayerId, SellerState>,
     grants: HashMap<(TaxpayerId, String), Decimal>,
-    invoices: HashMap<InvoiceNumber, Record>,
-    by_day: HashMap<(TaxpayerId, NaiveDate), Vec<InvoiceNumber>>,
-    uploads: HashMap<String, Upload>,
+    records: Records,
     forms: FormBook,
     /// Business time minus the sandbox's clock, in seconds (never negative).
     clock_offset_seconds: i64,
@@ -222,14 +179,12 @@ pub(crate) struct State {
 impl State {
     pub fn new(settings: Settings) -> Self {
         Self {
+            records: Records::new(Shelf::new(settings.scratch_dir.clone())),
             settings,
             next_sequence: HashMap::new(),
             ranges: BTreeMap::new(),
             sellers: HashMap::new(),
             grants: HashMap::new(),
-            invoices: HashMap::new(),
-            by_day: HashMap::new(),
-            uploads: HashMap::new(),
             forms: FormBook::default(),
             clock_offset_seconds: 0,
         }
@@ -284,7 +239,7 @@ impl State {
                 ready_at,
                 items,
             } => {
-                self.uploads.insert(
+                self.records.insert_upload(
                     receipt,
                     Upload {
                         seller,
@@ -300,9 +255,8 @@ impl State {
                 self.seller_mut(&seller).monthly_quota = quota;
             }
             Event::UsageSet { number, usage } => {
-                if let Some(record) = self.invoices.get_mut(&number) {
-                    record.usage = usage;
-                }
+                let changed = self.records.update(&number, |record| record.usage = usage);
+                unreadable(changed, &number);
             }
             Event::FormFiled { form } => self.forms.file(*form),
             Event::FormStatusChanged { number, status, at } => {
@@ -328,27 +282,14 @@ impl State {
     }
 
     fn apply_recorded(&mut self, record: Record, number: InvoiceNumber) {
-        if let Some(reference) = &record.content.red
-            && let Some(blue) = self.invoices.get_mut(&reference.blue_number)
-        {
-            blue.reversed -= record.content.totals.total;
+        if let Some(reference) = &record.content.red {
+            let total = record.content.totals.total;
+            let changed = self
+                .records
+                .update(&reference.blue_number, |blue| blue.reversed -= total);
+            unreadable(changed, &reference.blue_number);
         }
-        // Kept sorted as it grows (numbers mostly arrive in order, so this is nearly always a
-        // push), so a page is a slice and listing a busy day stays linear.
-        let day = self
-            .by_day
-            .entry((record.seller.clone(), china_day(record.issued_at)))
-            .or_default();
-        match day.last() {
-            Some(last) if *last > number => {
-                if let Err(at) = day.binary_search(&number) {
-                    day.insert(at, number);
-                }
-            }
-            Some(last) if *last == number => {}
-            _ => day.push(number),
-        }
-        self.invoices.insert(number, record);
+        self.records.insert(number, record);
     }
 
     fn seller_mut(&mut self, seller: &TaxpayerId) -> &mut SellerState {
@@ -476,7 +417,7 @@ impl State {
     }
 
     /// The seller a number was reserved for.
-    fn assigned_to(&self, number: &InvoiceNumber) -> Option<&TaxpayerId> {
+    pub(super) fn assigned_to(&self, number: &InvoiceNumber) -> Option<&TaxpayerId> {
         self.ranges
             .range(..=*number)
             .next_back()
@@ -484,71 +425,19 @@ impl State {
             .map(|(_, (_, seller))| seller)
     }
 
-    /// What to do with one uploaded invoice of `seller`.
-    pub fn judge(&self, seller: &TaxpayerId, invoice: &Prepared) -> Judgement {
-        if let Some(record) = self.invoices.get(&invoice.number) {
-            return if record.seller == *seller && record.content == invoice.content {
-                Judgement::Duplicate
-            } else {
-                Judgement::Reject(Rejection::new(
-                    codes::NUMBER_CONFLICT,
-                    format!("发票号码{}已上传，且内容与本次上传不一致", invoice.number),
-                ))
-            };
-        }
-        if self.assigned_to(&invoice.number) != Some(seller) {
-            return Judgement::Reject(Rejection::new(
-                codes::NUMBER_NOT_ASSIGNED,
-                format!("发票号码{}未分配给该纳税人", invoice.number),
-            ));
-        }
-        let checked = checks::content(seller, &invoice.content).and_then(|()| {
-            let blue = invoice.content.red.as_ref().and_then(|reference| {
-                self.invoices
-                    .get(&reference.blue_number)
-                    .map(|record| BlueView {
-                        seller: &record.seller,
-                        content: &record.content,
-                        reversed: record.reversed,
-                    })
-            });
-            checks::red_reference(seller, &invoice.content, blue)?;
-            let form = invoice
-                .content
-                .red
-                .as_ref()
-                .and_then(|reference| self.forms.get(&reference.form_number));
-            checks::red_form(seller, &invoice.content, form)
-        });
-        match checked {
-            Ok(()) => Judgement::Accept,
-            Err(rejection) => Judgement::Reject(rejection),
-        }
-    }
-
-    /// The result of an upload of `seller`, `None` when unknown.
-    pub fn upload_result(
+    /// A recorded invoice of `seller`.
+    pub fn invoice(
         &self,
         seller: &TaxpayerId,
-        receipt: &str,
-        now: DateTime<Utc>,
-    ) -> Option<UploadView<'_>> {
-        let upload = self.uploads.get(receipt).filter(|u| u.seller == *seller)?;
-        Some(if now < upload.ready_at {
-            UploadView::Pending
-        } else {
-            UploadView::Done(&upload.items)
-        })
-    }
-
-    /// A recorded invoice of `seller`.
-    pub fn invoice(&self, seller: &TaxpayerId, number: &InvoiceNumber) -> Option<&Record> {
-        self.invoices.get(number).filter(|r| r.seller == *seller)
+        number: &InvoiceNumber,
+    ) -> Result<Option<Record>, Rejection> {
+        let record = self.records.get(number).map_err(busy)?;
+        Ok(record.filter(|r| r.seller == *seller))
     }
 
     /// Whether any seller has recorded `number`.
     pub fn is_recorded(&self, number: &InvoiceNumber) -> bool {
-        self.invoices.contains_key(number)
+        self.records.contains(number)
     }
 
     /// One page of the seller's invoices issued on `day`, ordered by number, and the next page.
@@ -558,24 +447,22 @@ impl State {
         day: NaiveDate,
         page: u32,
         page_size: u32,
-    ) -> (Vec<(InvoiceNumber, &Record)>, Option<u32>) {
-        let Some(sorted) = self.by_day.get(&(seller.clone(), day)) else {
-            return (Vec::new(), None);
-        };
+    ) -> Result<DayPage, Rejection> {
+        let sorted = self.records.day(seller, day);
         let size = usize::try_from(page_size).unwrap_or(usize::MAX);
         let start = usize::try_from(page)
             .unwrap_or(usize::MAX)
             .saturating_mul(size);
-        let items = sorted
-            .iter()
-            .skip(start)
-            .take(size)
-            .filter_map(|n| self.invoices.get(n).map(|r| (*n, r)))
-            .collect();
+        let mut items = Vec::new();
+        for number in sorted.iter().skip(start).take(size) {
+            if let Some(record) = self.records.get(number).map_err(busy)? {
+                items.push((*number, record));
+            }
+        }
         let next = (start.saturating_add(size) < sorted.len())
             .then(|| page.checked_add(1))
             .flatten();
-        (items, next)
+        Ok((items, next))
     }
 
     /// The admin's change of a seller's remaining allotment and monthly quota.
@@ -624,16 +511,17 @@ impl State {
         }
     }
 
-    /// Every number recorded for the seller, ascending (admin only: a scan).
+    /// Every number recorded for the seller, ascending (admin only).
     pub fn numbers_of(&self, seller: &TaxpayerId) -> Vec<InvoiceNumber> {
-        let mut numbers: Vec<InvoiceNumber> = self
-            .invoices
-            .iter()
-            .filter(|(_, r)| r.seller == *seller)
-            .map(|(n, _)| *n)
-            .collect();
-        numbers.sort_unstable();
-        numbers
+        self.records.numbers_of(seller)
+    }
+}
+
+/// The end of a change to a recorded invoice that could not be read back: logged, as the change
+/// (a usage or a reversal) is lost.
+fn unreadable(changed: std::io::Result<()>, number: &InvoiceNumber) {
+    if let Err(error) = changed {
+        tracing::error!(%error, %number, "the sandbox cannot read a recorded invoice to change it");
     }
 }
 
@@ -678,114 +566,4 @@ fn sequence_floor(now: DateTime<Utc>) -> u64 {
     millis
         .saturating_mul(1000)
         .clamp(1, InvoiceNumber::SEQUENCE_MAX / 2)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    fn settings() -> Settings {
-        Settings {
-            channel: 2,
-            default_region: 31,
-            numbers_per_seller: 25,
-            max_range: 10,
-            monthly_quota: Decimal::new(100_000, 2),
-            overrides: HashMap::new(),
-        }
-    }
-
-    fn id(text: &str) -> TaxpayerId {
-        TaxpayerId::parse(text).unwrap()
-    }
-
-    fn reserve(
-        state: &mut State,
-        seller: &TaxpayerId,
-        count: u32,
-        now: DateTime<Utc>,
-    ) -> (InvoiceNumber, InvoiceNumber) {
-        let (first, last) = state.reserve(seller, count, now).unwrap();
-        state.apply(Event::Reserved {
-            seller: seller.clone(),
-            first,
-            last,
-        });
-        (first, last)
-    }
-
-    #[test]
-    fn reservations_share_a_sequence_and_stop_at_the_allotment() {
-        let now = Utc.with_ymd_and_hms(2026, 3, 1, 2, 0, 0).unwrap();
-        let mut state = State::new(settings());
-        let a = id("91310000MA1FP00011");
-        let (first, last) = reserve(&mut state, &a, 50, now);
-        assert_eq!((first.year(), first.region(), first.channel()), (26, 31, 2));
-        assert_eq!(
-            last.sequence() - first.sequence() + 1,
-            10,
-            "capped by max_range"
-        );
-        let (next, _) = reserve(&mut state, &a, 5, now);
-        assert_eq!(next.sequence(), last.sequence() + 1);
-        let (_, end) = reserve(&mut state, &a, 50, now);
-        assert_eq!(state.seller_view(&a).numbers_remaining, 0);
-        assert_eq!(
-            state.reserve(&a, 1, now).unwrap_err().code,
-            "FPHM_EXHAUSTED"
-        );
-        assert!(state.assigned_to(&end) == Some(&a));
-        assert!(state.assigned_to(&end.next().unwrap()).is_none());
-    }
-
-    #[test]
-    fn regions_come_from_the_tax_id() {
-        assert_eq!(region_of(&id("91310000MA1FP00011"), 99), 31);
-        assert_eq!(region_of(&id("110101199003074477"), 99), 11);
-    }
-
-    #[test]
-    fn the_sequence_floor_grows_through_the_year() {
-        let early = Utc.with_ymd_and_hms(2025, 12, 31, 16, 0, 1).unwrap();
-        let later = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
-        assert_eq!(sequence_floor(early), 1_000_000);
-        assert!(sequence_floor(later) > sequence_floor(early));
-        assert!(sequence_floor(later) < InvoiceNumber::SEQUENCE_MAX / 2);
-    }
-
-    #[test]
-    fn quota_is_granted_once_per_serial() {
-        let now = Utc.with_ymd_and_hms(2026, 3, 1, 2, 0, 0).unwrap();
-        let mut state = State::new(settings());
-        let a = id("91310000MA1FP00011");
-        let Grant::New(granted, event) = state
-            .download(&a, Decimal::new(60_000, 2), "S1", now)
-            .unwrap()
-        else {
-            panic!("expected a new grant");
-        };
-        assert_eq!(granted, Decimal::new(60_000, 2));
-        state.apply(event);
-        assert_eq!(
-            state.download(&a, Decimal::ONE, "S1", now).unwrap(),
-            Grant::Repeat(Decimal::new(60_000, 2))
-        );
-        let Grant::New(rest, event) = state
-            .download(&a, Decimal::new(60_000, 2), "S2", now)
-            .unwrap()
-        else {
-            panic!("expected a new grant");
-        };
-        assert_eq!(rest, Decimal::new(40_000, 2));
-        state.apply(event);
-        assert_eq!(
-            state
-                .download(&a, Decimal::ONE, "S3", now)
-                .unwrap_err()
-                .code,
-            "SXED_INSUFFICIENT"
-        );
-        assert_eq!(state.quota(&a, now).month, 202603);
-    }
 }

@@ -227,8 +227,8 @@ impl State {
         &self,
         seller: &TaxpayerId,
         blue_number: &InvoiceNumber,
-    ) -> Result<&Record, Rejection> {
-        let blue = self.invoice(seller, blue_number).ok_or_else(|| {
+    ) -> Result<Record, Rejection> {
+        let blue = self.invoice(seller, blue_number)?.ok_or_else(|| {
             Rejection::new(
                 codes::BLUE_NOT_FOUND,
                 format!("蓝字发票{blue_number}不存在或不属于该销售方"),

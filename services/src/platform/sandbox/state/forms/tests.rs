@@ -28,6 +28,7 @@ fn settings() -> Settings {
         max_range: 100,
         monthly_quota: Decimal::new(100_000, 2),
         overrides: HashMap::new(),
+        scratch_dir: None,
     }
 }
 
@@ -94,8 +95,8 @@ impl Book {
         self.state
             .invoice(&seller(), number)
             .unwrap()
+            .unwrap()
             .content
-            .clone()
     }
 
     fn try_file(
@@ -188,7 +189,7 @@ impl Book {
             content_sm3: platform_digest(&content),
             content,
         };
-        let judgement = self.state.judge(&seller(), &prepared);
+        let judgement = self.state.judge(&seller(), &prepared).unwrap();
         if judgement == Judgement::Accept {
             let form = prepared.content.red.as_ref().map(|r| r.form_number.clone());
             self.commit(Event::Recorded {
@@ -668,7 +669,11 @@ fn red_invoices_are_recorded_only_against_a_form_that_allows_them_and_match_its_
     assert_eq!(judgement, Judgement::Accept);
     assert_eq!(book.form(&form.number).red_number, Some(red_number));
     assert_eq!(
-        book.state.invoice(&seller(), &fresh).unwrap().state(),
+        book.state
+            .invoice(&seller(), &fresh)
+            .unwrap()
+            .unwrap()
+            .state(),
         RemoteState::PartiallyReversed
     );
     assert_eq!(
@@ -714,7 +719,7 @@ fn the_platform_issues_a_confirmed_forms_red_invoice_on_the_sellers_next_number(
     let events = book.state.self_issued_red(&form.number, at).unwrap();
     book.commit_all(events);
     let red_number = book.form(&form.number).red_number.unwrap();
-    let red = book.state.invoice(&seller(), &red_number).unwrap();
+    let red = book.state.invoice(&seller(), &red_number).unwrap().unwrap();
     assert_eq!(red.content.request_id, "REQ-7");
     assert_eq!(red.content.drawer, PLATFORM_DRAWER);
     assert_eq!((red.issued_at, red.recorded_at), (at, at));
@@ -725,7 +730,11 @@ fn the_platform_issues_a_confirmed_forms_red_invoice_on_the_sellers_next_number(
     assert_eq!(red.content.totals.amount, yuan("-100"));
     assert_eq!(red.content.totals.tax, yuan("-6"));
     assert_eq!(
-        book.state.invoice(&seller(), &blue).unwrap().state(),
+        book.state
+            .invoice(&seller(), &blue)
+            .unwrap()
+            .unwrap()
+            .state(),
         RemoteState::PartiallyReversed
     );
     assert_eq!(
@@ -736,6 +745,7 @@ fn the_platform_issues_a_confirmed_forms_red_invoice_on_the_sellers_next_number(
     let listed = book
         .state
         .day_page(&seller(), crate::clock::china_day(at), 0, 100)
+        .unwrap()
         .0;
     assert!(listed.iter().any(|(n, _)| *n == red_number));
 
@@ -744,10 +754,14 @@ fn the_platform_issues_a_confirmed_forms_red_invoice_on_the_sellers_next_number(
     book.answer(&buyer.number, FormAnswer::Agree).unwrap();
     book.commit_all(book.state.self_issued_red(&buyer.number, at).unwrap());
     let red_number = book.form(&buyer.number).red_number.unwrap();
-    let red = book.state.invoice(&seller(), &red_number).unwrap();
+    let red = book.state.invoice(&seller(), &red_number).unwrap().unwrap();
     assert_eq!(red.content.request_id, buyer.number);
     assert_eq!(
-        book.state.invoice(&seller(), &blue).unwrap().state(),
+        book.state
+            .invoice(&seller(), &blue)
+            .unwrap()
+            .unwrap()
+            .state(),
         RemoteState::FullyReversed
     );
 }
