@@ -65,6 +65,9 @@ struct Args {
     /// How long to issue, e.g. 60s.
     #[arg(long, default_value = "60s", value_parser = humantime_serde::re::humantime::parse_duration)]
     duration: Duration,
+    /// Issue this many invoices, however long it takes (instead of --duration).
+    #[arg(long)]
+    count: Option<u64>,
     /// Longest wait for the platform to record everything after the run.
     #[arg(long, default_value = "300s", value_parser = humantime_serde::re::humantime::parse_duration)]
     drain_timeout: Duration,
@@ -233,7 +236,15 @@ async fn main() -> anyhow::Result<()> {
     }));
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let end = started + args.duration;
+    let trail = server
+        .as_ref()
+        .map(|server| sample_memory(server.child.id(), next.clone()));
+    // With --count the run ends at the count; a year stands for "no time limit".
+    let end = started
+        + args
+            .count
+            .map_or(args.duration, |_| Duration::from_secs(365 * 86_400));
+    let limit = args.count.unwrap_or(u64::MAX);
     if args.rate == 0 {
         let mut callers = Vec::new();
         for _ in 0..args.concurrency.max(1) {
@@ -242,6 +253,9 @@ async fn main() -> anyhow::Result<()> {
             callers.push(tokio::spawn(async move {
                 while Instant::now() < end {
                     let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= limit {
+                        break;
+                    }
                     let t = Instant::now();
                     let result = issue_one(client.clone(), n, &run).await;
                     tally
@@ -259,7 +273,7 @@ async fn main() -> anyhow::Result<()> {
         let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut in_flight = tokio::task::JoinSet::new();
-        while Instant::now() < end {
+        while Instant::now() < end && next.load(Ordering::Relaxed) < limit {
             let scheduled = ticks.tick().await;
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 tally
@@ -317,6 +331,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut lister = client.clone();
     let drain_start = Instant::now();
+    let drain_limit = args.drain_timeout.max(elapsed);
     loop {
         let waiting = count_waiting(&mut lister).await?;
         if waiting == 0 {
@@ -326,11 +341,8 @@ async fn main() -> anyhow::Result<()> {
             );
             break;
         }
-        if drain_start.elapsed() > args.drain_timeout {
-            println!(
-                "drained     NO: {waiting}+ invoices still waiting after {:?}",
-                args.drain_timeout
-            );
+        if drain_start.elapsed() > drain_limit {
+            println!("drained     NO: {waiting}+ invoices still waiting after {drain_limit:?}");
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -344,6 +356,7 @@ async fn main() -> anyhow::Result<()> {
             url: server.database_url.clone(),
             max_connections: 1,
             acquire_timeout: Duration::from_secs(10),
+            sqlite_cache_mib: fapiao_services::store::StoreOptions::SQLITE_CACHE_MIB,
         })
         .await?;
         loop {
@@ -359,7 +372,7 @@ async fn main() -> anyhow::Result<()> {
                 );
                 break;
             }
-            if started.elapsed() > args.duration + args.drain_timeout {
+            if started.elapsed() > elapsed + drain_limit {
                 println!(
                     "archived    NO: {} invoices still without files",
                     backlog.pending
@@ -369,7 +382,73 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         store.close().await;
+        println!("memory      {}", server_memory(server.child.id()));
+        if let Some((sampler, samples)) = trail {
+            sampler.abort();
+            let samples = samples.lock().unwrap_or_else(PoisonError::into_inner);
+            let shown: Vec<String> = samples
+                .iter()
+                .map(|(issued, kib)| format!("{issued}: {:.0}", *kib as f64 / 1024.0))
+                .collect();
+            println!(
+                "rss trail   MiB by invoices issued, every 10 s: {}",
+                shown.join(", ")
+            );
+        }
     }
     drop(server);
     Ok(())
+}
+
+/// The server's resident memory in KiB, from `/proc` (Linux).
+fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+}
+
+/// Every 10 s, the invoices issued so far and the server's resident memory.
+type Samples = Arc<Mutex<Vec<(u64, u64)>>>;
+
+fn sample_memory(pid: u32, issued: Arc<AtomicU64>) -> (tokio::task::JoinHandle<()>, Samples) {
+    let samples = Samples::default();
+    let kept = samples.clone();
+    let sampler = tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            ticks.tick().await;
+            if let Some(kib) = resident_kib(pid) {
+                kept.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((issued.load(Ordering::Relaxed), kib));
+            }
+        }
+    });
+    (sampler, samples)
+}
+
+/// The server's resident memory now and at its peak, from `/proc` (Linux).
+fn server_memory(pid: u32) -> String {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return "unknown (no /proc)".to_owned();
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse::<u64>().ok())
+            .map_or_else(
+                || "?".to_owned(),
+                |kib| format!("{:.1} MiB", kib as f64 / 1024.0),
+            )
+    };
+    format!(
+        "server RSS {} (peak {}) after the run",
+        field("VmRSS:"),
+        field("VmHWM:")
+    )
 }
