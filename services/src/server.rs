@@ -21,9 +21,6 @@ use crate::grpc::ops::OpsApi;
 use crate::instance::InstanceId;
 use crate::issuance::{Issuance, Shared, supply, upload, writer};
 use crate::metrics::Metrics;
-use crate::platform::TaxPlatform;
-use crate::platform::client::HttpPlatform;
-use crate::platform::sandbox::{self, Sandbox};
 use crate::reconciling::schedule::{self, Reconciler};
 use crate::sellers::SellerDirectory;
 use crate::store::TakenBack;
@@ -127,7 +124,8 @@ impl App {
             .context("opening the archive")?;
         tracing::info!(location = archive.location(), "archive ready");
 
-        let (platform, sandbox_address, sandbox_task) = connect_platform(config, &clock).await?;
+        let (platform, sandbox_address, sandbox_task) =
+            crate::platform::connect::connect(config, &clock).await?;
         let metrics = Metrics::new();
         for seller in &config.sellers {
             metrics.register_seller(&seller.tax_id);
@@ -325,39 +323,6 @@ async fn export_success_ratios(
             metrics.set_success_ratios(&evaluation.success_ratios());
         }
     }
-}
-
-pub(crate) type SandboxTask = Option<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>;
-
-/// The configured remote platform, or a sandbox started in-process with fresh credentials.
-pub(crate) async fn connect_platform(
-    config: &Config,
-    clock: &SharedClock,
-) -> anyhow::Result<(Arc<dyn TaxPlatform>, Option<SocketAddr>, SandboxTask)> {
-    if config.platform.remote_url().is_some() {
-        let client = HttpPlatform::from_config(&config.platform)?.with_clock(clock.clone());
-        return Ok((Arc::new(client), None, None));
-    }
-    let mut sandbox_config = config.sandbox.clone();
-    if sandbox_config.state_file.is_none() {
-        sandbox_config.state_file = Some(config.data_dir.join("sandbox.jsonl"));
-    }
-    let sandbox = Sandbox::new(&sandbox_config, clock.clone()).context("starting the sandbox")?;
-    let credentials = sandbox::generate_credentials("SANDBOX-UNIT", "SANDBOX-USER")?;
-    sandbox.register(credentials.clone());
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding the sandbox")?;
-    let address = listener.local_addr()?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(sandbox::serve(listener, sandbox, async {
-        let _ = stopped.await;
-    }));
-    let client =
-        HttpPlatform::with_config(&config.platform, &format!("http://{address}"), credentials)?
-            .with_clock(clock.clone());
-    tracing::info!(%address, "sandbox tax platform running in-process");
-    Ok((Arc::new(client), Some(address), Some((stop, task))))
 }
 
 /// Serve until `shutdown` resolves, then finish in-flight calls, let the background tasks write

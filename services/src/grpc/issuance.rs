@@ -23,8 +23,6 @@ use tonic::codegen::BoxStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-/// Longest batch of `IssueInvoices`.
-pub const MAX_BATCH: usize = 100;
 const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
@@ -217,7 +215,7 @@ impl IssuanceService for IssuanceApi {
             req.wait_timeout.as_ref(),
             &metadata,
         )?;
-        if req.invoices.is_empty() || req.invoices.len() > MAX_BATCH {
+        if req.invoices.is_empty() || req.invoices.len() > super::MAX_BATCH {
             return Err(status::bad_field(
                 "invoices",
                 "BATCH_SIZE_INVALID",

@@ -21,6 +21,9 @@ pub mod redletter;
 pub mod status;
 pub mod watch;
 
+/// Longest batch of `IssueInvoices` and of `RequestRedLetters`.
+pub const MAX_BATCH: usize = 100;
+
 #[cfg(test)]
 mod tests {
     /// Handlers read and write only within the caller's scope (`auth::Caller::scope`); the

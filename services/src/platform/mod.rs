@@ -16,6 +16,7 @@
 //! clock in the protocol layer: time is passed in, so the sandbox can advance it and tests never sleep.
 
 pub mod client;
+pub(crate) mod connect;
 pub mod protocol;
 pub mod sandbox;
 

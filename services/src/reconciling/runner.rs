@@ -282,7 +282,7 @@ pub async fn once(
     let connected = async {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
-        crate::server::connect_platform(config, &clock).await
+        crate::platform::connect::connect(config, &clock).await
     };
     let (platform, _, sandbox) = match connected.await {
         Ok(connected) => connected,

@@ -313,7 +313,7 @@ impl RedLetterRpc {
         caller: &Caller,
         inputs: &[v1::RedLetterInput],
     ) -> Result<Vec<v1::RequestRedLettersItemResult>, Status> {
-        if inputs.is_empty() || inputs.len() > super::issuance::MAX_BATCH {
+        if inputs.is_empty() || inputs.len() > super::MAX_BATCH {
             return Err(status::bad_field(
                 "red_letters",
                 "BATCH_SIZE_INVALID",
